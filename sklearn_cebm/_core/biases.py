@@ -1,0 +1,144 @@
+"""Inductive biases ``E_lambda(z)``: exponential families over the latent code (Sec. 5).
+
+A bias turns the encoder's neural sufficient statistics ``t(x)`` into the marginal energy
+``E(x)`` and the conjugate posterior ``p(z | x)``; it never sees ``x`` itself.
+"""
+
+import torch
+from torch import nn
+
+from .exponential_family import (
+    gaussian_joint_energy,
+    gaussian_log_normalizer,
+    gaussian_marginal_energy,
+    mean_std_to_natural,
+    natural_to_mean_std,
+    posterior_natural_params,
+)
+
+__all__ = ["GaussianMixtureBias", "SphericalGaussianBias"]
+
+# exp(2 * 7) keeps 1 / (2 std**2) far from float32 overflow and underflow, so lambda_2 stays
+# finite and strictly negative whatever the optimiser does to the log-stds.
+_LOG_STD_LIMIT = 7.0
+
+
+class SphericalGaussianBias(nn.Module):
+    """A fixed spherical Gaussian bias N(mean, std**2) on each of K dimensions (Sec. 5, item 1).
+
+    Parameters
+    ----------
+    n_components : int
+        Latent dimension K.
+    mean, std : float
+        Hyperparameters of the bias; the paper uses ``(0, 1)``.
+    """
+
+    def __init__(self, n_components, mean=0.0, std=1.0):
+        super().__init__()
+        natural_1, natural_2 = mean_std_to_natural(
+            torch.full((n_components,), float(mean)), torch.full((n_components,), float(std))
+        )
+        self.register_buffer("natural_1", natural_1)
+        self.register_buffer("natural_2", natural_2)
+
+    def natural_params(self):
+        """The bias's natural parameters ``(lambda_1, lambda_2)``, each of shape ``(K,)``."""
+        return self.natural_1, self.natural_2
+
+    def energy(self, statistics):
+        """Marginal energy ``E(x)`` of shape ``(n,)``; see :func:`gaussian_marginal_energy`."""
+        return gaussian_marginal_energy(self.natural_params(), statistics)
+
+    def joint_energy(self, statistics, z):
+        """Joint energy ``E(x, z)`` (Eq. 19); see :func:`gaussian_joint_energy`."""
+        return gaussian_joint_energy(self.natural_params(), statistics, z)
+
+    def posterior_mean_std(self, statistics):
+        """Mean and std of ``p(z | x)``, each of shape ``(n, K)`` (Eq. 23)."""
+        return natural_to_mean_std(*posterior_natural_params(self.natural_params(), statistics))
+
+    def reset_parameters(self, generator=None):
+        """Nothing to reset: the bias is fixed."""
+
+
+class GaussianMixtureBias(nn.Module):
+    """A mixture of L spherical Gaussians over z with learned means and stds (Sec. 5, item 2).
+
+    The energy sums the L conjugate evidences with a log-sum-exp,
+    ``E(x) = -logsumexp_l [log pi_l + sum_k (B(lambda_lk + t_k(x)) - B(lambda_lk))]``, and
+    ``p(y = l | x)`` is the softmax of the same terms.
+
+    Parameters
+    ----------
+    n_components : int
+        Latent dimension K.
+    n_clusters : int
+        Number of mixture components L.
+    learn_weights : bool, default=False
+        Learn the mixing weights ``pi`` (uniform and fixed otherwise).
+    init_scale : float, default=1.0
+        Std of the random initial component means.
+    """
+
+    def __init__(self, n_components, n_clusters, learn_weights=False, init_scale=1.0):
+        super().__init__()
+        self.init_scale = init_scale
+        self.means = nn.Parameter(torch.zeros(n_clusters, n_components))
+        self.log_stds = nn.Parameter(torch.zeros(n_clusters, n_components))
+        self.weight_logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=learn_weights)
+
+    def reset_parameters(self, generator=None):
+        """Draw the component means from N(0, init_scale**2); stds 1; uniform weights."""
+        with torch.no_grad():
+            self.means.normal_(0.0, self.init_scale, generator=generator)
+            self.log_stds.zero_()
+            self.weight_logits.zero_()
+
+    def component_stds(self):
+        """Component stds, shape ``(L, K)``, kept in a range where lambda_2 stays finite."""
+        return torch.exp(self.log_stds.clamp(-_LOG_STD_LIMIT, _LOG_STD_LIMIT))
+
+    def log_weights(self):
+        """Log mixing weights ``log pi``, shape ``(L,)``."""
+        return torch.log_softmax(self.weight_logits, dim=0)
+
+    def natural_params(self):
+        """Natural parameters ``(lambda_1, lambda_2)`` of every component, each ``(L, K)``."""
+        return mean_std_to_natural(self.means, self.component_stds())
+
+    def component_log_evidence(self, statistics):
+        """``log pi_l + sum_k [B(lambda_lk + t_k(x)) - B(lambda_lk)]``, shape ``(n, L)``."""
+        natural = self.natural_params()
+        expanded = (statistics[0].unsqueeze(-2), statistics[1].unsqueeze(-2))
+        posterior = posterior_natural_params(natural, expanded)
+        evidence = gaussian_log_normalizer(*posterior) - gaussian_log_normalizer(*natural)
+        return evidence.sum(dim=-1) + self.log_weights()
+
+    def energy(self, statistics):
+        """Marginal energy ``E(x)``, shape ``(n,)``: y and z summed out."""
+        return -torch.logsumexp(self.component_log_evidence(statistics), dim=-1)
+
+    def responsibilities(self, statistics):
+        """``p(y | x)``, shape ``(n, L)``; rows sum to one."""
+        return torch.softmax(self.component_log_evidence(statistics), dim=-1)
+
+    def joint_energy(self, statistics, y, z):
+        """Joint energy ``E(x, y, z) = -<lambda_y + t(x), eta(z)> + B(lambda_y) - log pi_y``.
+
+        Parameters
+        ----------
+        statistics : tuple of torch.Tensor
+            ``(t_1(x), t_2(x))``, each of shape ``(..., K)``.
+        y : int
+            Component index.
+        z : torch.Tensor of shape (..., K)
+        """
+        natural_1, natural_2 = self.natural_params()
+        component = (natural_1[y], natural_2[y])
+        return gaussian_joint_energy(component, statistics, z) - self.log_weights()[y]
+
+    def posterior_mean_std(self, statistics):
+        """Mean and std of ``p(z | x, y)`` for every component, each ``(n, L, K)``."""
+        expanded = (statistics[0].unsqueeze(-2), statistics[1].unsqueeze(-2))
+        return natural_to_mean_std(*posterior_natural_params(self.natural_params(), expanded))

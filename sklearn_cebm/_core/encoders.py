@@ -1,0 +1,117 @@
+"""Encoders ``t_theta(x)``: networks that output two raw statistics per latent dimension.
+
+An encoder maps a batch of inputs to a tensor of shape ``(n, 2 * K)``; the
+:class:`~sklearn_cebm._core.model.ConjugateEnergyModel` splits it into ``t_1(x)`` and the
+constrained ``t_2(x)``. Any ``torch.nn.Module`` with that contract can stand in for these.
+"""
+
+import math
+
+from torch import nn
+
+__all__ = ["ConvEncoder", "MLPEncoder", "initialize_layers"]
+
+# The paper's network (Nijkamp et al., 2019a): channels, kernel sizes and strides of the
+# four convolutions, all with padding 1.
+PAPER_CONV_CHANNELS = (32, 32, 64, 64)
+PAPER_CONV_KERNELS = (3, 4, 4, 4)
+PAPER_CONV_STRIDES = (1, 2, 2, 2)
+
+
+def initialize_layers(module, generator=None):
+    """Re-initialise every linear and convolutional layer of ``module`` from ``generator``.
+
+    Uses PyTorch's default scheme (Kaiming-uniform weights with ``a = sqrt(5)`` and uniform
+    biases in ``+-1/sqrt(fan_in)``) but draws from a private generator, so initialisation is
+    reproducible without seeding the global one.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    generator : torch.Generator, optional
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                bound = 1.0 / math.sqrt(layer.weight[0].numel())
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+def _conv_output_size(size, kernel, stride, padding=1):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class ConvEncoder(nn.Module):
+    """The paper's convolutional encoder (Sec. 7.1): four SiLU conv layers and a linear head.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(channels, height, width)`` of one input.
+    n_outputs : int
+        Width of the output, ``2 * K`` for K latent dimensions.
+    channels, kernel_sizes, strides : tuple of int
+        The convolutions; defaults are the paper's 32-32-64-64, 3-4-4-4 and 1-2-2-2.
+
+    Raises
+    ------
+    ValueError
+        If the image is too small for the strided convolutions.
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        n_outputs,
+        channels=PAPER_CONV_CHANNELS,
+        kernel_sizes=PAPER_CONV_KERNELS,
+        strides=PAPER_CONV_STRIDES,
+    ):
+        super().__init__()
+        height, width = image_shape[1:]
+        for kernel, stride in zip(kernel_sizes, strides, strict=True):
+            height = _conv_output_size(height, kernel, stride)
+            width = _conv_output_size(width, kernel, stride)
+        if height < 1 or width < 1:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} is too small for the convolutional encoder: "
+                "its strided layers need images of at least 8x8 pixels."
+            )
+        layers = []
+        in_channels = image_shape[0]
+        for out_channels, kernel, stride in zip(channels, kernel_sizes, strides, strict=True):
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, stride, padding=1), nn.SiLU()]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(in_channels * height * width, n_outputs)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class MLPEncoder(nn.Module):
+    """A fully connected SiLU network for tabular data.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden layers.
+    n_outputs : int
+        Width of the output, ``2 * K``.
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes, n_outputs):
+        super().__init__()
+        layers = []
+        width = n_features
+        for hidden in hidden_layer_sizes:
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_outputs))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)

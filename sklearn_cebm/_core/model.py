@@ -1,0 +1,87 @@
+"""The conjugate energy-based model: an encoder of neural sufficient statistics and a bias."""
+
+import torch
+from torch import nn
+
+from .exponential_family import negative_precision_term
+
+__all__ = ["ConjugateEnergyModel", "map_batches"]
+
+
+class ConjugateEnergyModel(nn.Module):
+    """A CEBM ``p(x, z) proportional to exp(-E(x, z))`` with a conjugate bias (Eqs. 16-24).
+
+    The encoder's output of width ``2 K`` is split into ``t_1(x)`` and an unconstrained
+    ``u(x)``; ``t_2(x) = -(softplus(u(x)) + 1e-6)`` is strictly negative, so the posterior's
+    second natural parameter ``lambda_2 + t_2(x)`` is negative for any input and any weights.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps a batch shaped ``(n, *input_shape)`` to ``(n, 2 * K)``.
+    bias : torch.nn.Module
+        A bias from :mod:`sklearn_cebm._core.biases` over ``K`` latent dimensions.
+    input_shape : tuple of int
+        Shape the encoder expects for one example; inputs arrive flat, ``(n, prod(shape))``.
+    """
+
+    def __init__(self, encoder, bias, input_shape):
+        super().__init__()
+        self.encoder = encoder
+        self.bias = bias
+        self.input_shape = tuple(input_shape)
+
+    def sufficient_statistics(self, x):
+        """Neural sufficient statistics ``(t_1(x), t_2(x))``, each of shape ``(n, K)``.
+
+        Raises
+        ------
+        ValueError
+            If the encoder's output is not of shape ``(n, 2 * K)``.
+        """
+        raw = self.encoder(x.reshape(x.shape[0], *self.input_shape))
+        n_statistics = 2 * self.bias.natural_params()[0].shape[-1]
+        if raw.ndim != 2 or raw.shape != (x.shape[0], n_statistics):
+            raise ValueError(
+                f"The encoder must return a tensor of shape (n_samples, {n_statistics}) "
+                f"(two statistics per latent dimension); it returned {tuple(raw.shape)}."
+            )
+        statistic_1, unconstrained_2 = raw.chunk(2, dim=-1)
+        return statistic_1, negative_precision_term(unconstrained_2)
+
+    def forward(self, x):
+        """Marginal energy ``E(x)`` of a flat batch, shape ``(n,)``."""
+        return self.bias.energy(self.sufficient_statistics(x))
+
+    def posterior_mean_std(self, x):
+        """Mean and std of the conjugate posterior ``p(z | x)`` (Eq. 23)."""
+        return self.bias.posterior_mean_std(self.sufficient_statistics(x))
+
+
+def map_batches(function, x, batch_size, device):
+    """Apply ``function`` to ``x`` in batches under ``torch.inference_mode``.
+
+    Parameters
+    ----------
+    function : callable
+        Maps a tensor batch to a tensor or a tuple of tensors.
+    x : numpy.ndarray or torch.Tensor
+        Inputs, first axis the batch axis.
+    batch_size : int
+    device : torch.device
+
+    Returns
+    -------
+    torch.Tensor or tuple of torch.Tensor
+        The outputs concatenated along the first axis, on the CPU.
+    """
+    x = torch.as_tensor(x)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], batch_size):
+            batch = x[start : start + batch_size].to(device, torch.float32)
+            result = function(batch)
+            result = result if isinstance(result, tuple) else (result,)
+            outputs.append(tuple(part.cpu() for part in result))
+    joined = tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
+    return joined if len(joined) > 1 else joined[0]

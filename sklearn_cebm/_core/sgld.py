@@ -1,0 +1,171 @@
+"""Stochastic gradient Langevin dynamics (Eq. 3) and the replay buffer of persistent chains."""
+
+import contextlib
+
+import torch
+
+__all__ = [
+    "ReplayBuffer",
+    "frozen_parameters",
+    "langevin_dynamics",
+    "sample_from_noise",
+    "uniform_noise",
+]
+
+
+@contextlib.contextmanager
+def frozen_parameters(module):
+    """Switch off ``requires_grad`` on every parameter of ``module`` for the block.
+
+    While sampling only the input gradient is needed; freezing keeps autograd from
+    building (and the backward pass from computing) anything for the weights.
+    """
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+
+def uniform_noise(n_samples, sample_shape, generator, device, low=-1.0, high=1.0):
+    """Draw ``(n_samples, *sample_shape)`` values uniformly from ``[low, high)``."""
+    shape = (n_samples, *sample_shape)
+    noise = torch.rand(shape, generator=generator, device=device)
+    return low + (high - low) * noise
+
+
+def langevin_dynamics(energy, x, *, n_steps, step_size, noise_std, generator, bounds=(-1.0, 1.0)):
+    """Run SGLD chains ``x <- x - step_size * dE/dx + noise_std * N(0, I)`` (Eq. 3).
+
+    Eq. 3 is the special case ``step_size = alpha / 2`` and ``noise_std = sqrt(alpha)``,
+    whose stationary distribution tends to ``exp(-E(x)) / Z`` as ``alpha -> 0``. The EBM
+    literature (Du & Mordatch, 2019) decouples the two, with a much smaller noise.
+
+    Parameters
+    ----------
+    energy : callable
+        Maps a batch ``(n, ...)`` to energies ``(n,)``; differentiable in its input.
+    x : torch.Tensor
+        Initial states of the chains; not modified.
+    n_steps : int
+    step_size : float
+        Multiplier of the energy gradient.
+    noise_std : float
+        Std of the Gaussian noise added at every step.
+    generator : torch.Generator
+        Source of the noise, on ``x``'s device.
+    bounds : tuple of float or None, default=(-1.0, 1.0)
+        Box the chains are clamped to after each step; ``None`` for no clamping.
+
+    Returns
+    -------
+    torch.Tensor
+        Final states, detached from any graph.
+    """
+    x = x.detach().clone()
+    for _ in range(n_steps):
+        x.requires_grad_(True)
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(energy(x).sum(), x)
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = (x.detach() - step_size * gradient + noise_std * noise).detach()
+        if bounds is not None:
+            x.clamp_(*bounds)
+    return x
+
+
+class ReplayBuffer:
+    """Persistent chains for PCD (Tieleman, 2008; Du & Mordatch, 2019).
+
+    Parameters
+    ----------
+    samples : torch.Tensor of shape (n_chains, ...)
+        The chains' current states.
+    reinit_fraction : float
+        Expected share of every drawn batch restarted from uniform noise.
+
+    Notes
+    -----
+    Pickles with its chains on the CPU, so a buffer filled on a GPU loads anywhere;
+    :meth:`to` moves it back.
+    """
+
+    def __init__(self, samples, reinit_fraction):
+        self.samples = samples
+        self.reinit_fraction = reinit_fraction
+
+    @classmethod
+    def from_noise(cls, n_chains, sample_shape, reinit_fraction, generator, device):
+        """A buffer of ``n_chains`` chains started from uniform noise on ``[-1, 1]``."""
+        return cls(uniform_noise(n_chains, sample_shape, generator, device), reinit_fraction)
+
+    def to(self, device):
+        """Move the chains to ``device``; returns ``self``."""
+        self.samples = self.samples.to(device)
+        return self
+
+    def draw(self, n_samples, generator):
+        """Pick ``n_samples`` chains at random; restart some from noise.
+
+        Returns
+        -------
+        indices : torch.Tensor of shape (n_samples,)
+            Where to :meth:`update` the advanced chains.
+        states : torch.Tensor
+            Their current states (a copy).
+        """
+        device = self.samples.device
+        indices = torch.randint(
+            self.samples.shape[0], (n_samples,), generator=generator, device=device
+        )
+        states = self.samples[indices]
+        restart = torch.rand(n_samples, generator=generator, device=device) < self.reinit_fraction
+        noise = uniform_noise(n_samples, self.samples.shape[1:], generator, device)
+        states[restart] = noise[restart]
+        return indices, states
+
+    def update(self, indices, states):
+        """Store the advanced chains back at ``indices``."""
+        self.samples[indices] = states.detach()
+
+    def __getstate__(self):
+        return {"samples": self.samples.cpu(), "reinit_fraction": self.reinit_fraction}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def sample_from_noise(
+    energy_module, n_samples, sample_shape, *, n_steps, step_size, noise_std, generator
+):
+    """Draw ``n_samples`` by SGLD from uniform noise on ``[-1, 1]``, weights frozen.
+
+    Parameters
+    ----------
+    energy_module : torch.nn.Module
+        Maps a batch to energies ``(n,)``.
+    n_samples : int
+    sample_shape : tuple of int
+        Shape of one sample.
+    n_steps, step_size, noise_std :
+        As in :func:`langevin_dynamics`.
+    generator : torch.Generator
+        On the module's device.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_samples, *sample_shape)
+    """
+    initial = uniform_noise(n_samples, sample_shape, generator, generator.device)
+    with frozen_parameters(energy_module):
+        return langevin_dynamics(
+            energy_module,
+            initial,
+            n_steps=n_steps,
+            step_size=step_size,
+            noise_std=noise_std,
+            generator=generator,
+        )

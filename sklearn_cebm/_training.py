@@ -1,0 +1,184 @@
+"""Persistent contrastive divergence on skorch: the training layer.
+
+Knows torch and skorch, not scikit-learn. The public estimators build a :class:`PCDNet`
+around a :class:`~sklearn_cebm._core.model.ConjugateEnergyModel` and call ``fit`` or
+``partial_fit`` on it.
+"""
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import unpack_data
+
+from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics
+
+__all__ = ["PCDNet", "TrainingDivergedError"]
+
+# Energies beyond this magnitude mean the energy has run away: the L2 penalty keeps
+# well-behaved runs orders of magnitude below it.
+ENERGY_MAGNITUDE_LIMIT = 1e6
+
+_DIAGNOSTICS = ("energy_data", "energy_model", "energy_gap")
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced non-finite or exploding energies or weights.
+
+    The estimator that raised it is left as it was before the call.
+    """
+
+
+def _divergence_message(what):
+    return (
+        f"CEBM training diverged: {what}. Lower learning_rate or sgld_step_size, raise "
+        "energy_l2, or scale the inputs to a moderate range; the estimator was left unchanged."
+    )
+
+
+class PCDNet(NeuralNet):
+    """A skorch net whose training step is one PCD update (Sec. 2.1).
+
+    Each step draws chains from a replay buffer, advances them with SGLD (Eq. 3) with the
+    weights frozen, and descends the
+    :class:`~sklearn_cebm._core.losses.ContrastiveDivergenceLoss` on one fused forward pass
+    of the noisy data batch and the model samples. The mean energies of both and their gap
+    are recorded per batch and averaged per epoch in ``history``.
+
+    Parameters
+    ----------
+    sgld_steps : int
+        SGLD steps per update.
+    sgld_step_size : float
+        Multiplier of the energy gradient in SGLD.
+    sgld_noise : float
+        Std of the SGLD noise.
+    buffer_size : int
+        Number of persistent chains.
+    buffer_reinit_fraction : float
+        Share of each batch of chains restarted from uniform noise.
+    data_noise : float
+        Std of the Gaussian noise added to every data batch.
+    seed : int
+        Seed of the generator that drives the chains and the data noise.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(
+        self,
+        *args,
+        sgld_steps,
+        sgld_step_size,
+        sgld_noise,
+        buffer_size,
+        buffer_reinit_fraction,
+        data_noise,
+        seed,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.sgld_steps = sgld_steps
+        self.sgld_step_size = sgld_step_size
+        self.sgld_noise = sgld_noise
+        self.buffer_size = buffer_size
+        self.buffer_reinit_fraction = buffer_reinit_fraction
+        self.data_noise = data_noise
+        self.seed = seed
+
+    @property
+    def _default_callbacks(self):
+        diagnostics = [
+            (name, PassthroughScoring(name=name, on_train=True)) for name in _DIAGNOSTICS
+        ]
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            *diagnostics,
+            ("print_log", PrintLog()),
+        ]
+
+    def initialize(self):
+        """Initialise skorch's components, the random generator and an empty replay buffer."""
+        super().initialize()
+        self.random_generator_ = torch.Generator().manual_seed(self.seed)
+        self.replay_buffer_ = None
+        return self
+
+    def device_generator(self):
+        """The generator for draws on the training device.
+
+        On the CPU it is the persistent ``random_generator_``; on another device a generator
+        seeded from it, rebuilt after unpickling, so a pickled net never holds device state.
+        """
+        device = torch.device(self.device)
+        if device.type == "cpu":
+            return self.random_generator_
+        generator = self.__dict__.get("_device_generator")
+        if generator is None or generator.device != device:
+            seed = int(torch.randint(2**62, (1,), generator=self.random_generator_))
+            generator = torch.Generator(device).manual_seed(seed)
+            self._device_generator = generator
+        return generator
+
+    def sample_model(self, n_samples, sample_shape):
+        """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
+        generator = self.device_generator()
+        if self.replay_buffer_ is None:
+            self.replay_buffer_ = ReplayBuffer.from_noise(
+                self.buffer_size, sample_shape, self.buffer_reinit_fraction, generator, self.device
+            )
+        buffer = self.replay_buffer_.to(self.device)
+        indices, initial = buffer.draw(n_samples, generator)
+        with frozen_parameters(self.module_):
+            samples = langevin_dynamics(
+                self.module_,
+                initial,
+                n_steps=self.sgld_steps,
+                step_size=self.sgld_step_size,
+                noise_std=self.sgld_noise,
+                generator=generator,
+            )
+        buffer.update(indices, samples)
+        return samples
+
+    def train_step_single(self, batch, **fit_params):
+        """One PCD update's loss and gradients; records the energy diagnostics."""
+        self._set_training(True)
+        x_data, _ = unpack_data(batch)
+        x_data = x_data.to(self.device, torch.float32)
+        noise = torch.randn(x_data.shape, generator=self.device_generator(), device=self.device)
+        x_data = x_data + self.data_noise * noise
+        x_model = self.sample_model(x_data.shape[0], x_data.shape[1:])
+        energy_data, energy_model = self.module_(torch.cat([x_data, x_model])).split(
+            x_data.shape[0]
+        )
+        self._check_energies(energy_data, energy_model)
+        loss = self.criterion_(energy_data, energy_model)
+        loss.backward()
+        mean_data, mean_model = energy_data.mean().item(), energy_model.mean().item()
+        self.history.record_batch("energy_data", mean_data)
+        self.history.record_batch("energy_model", mean_model)
+        self.history.record_batch("energy_gap", mean_data - mean_model)
+        return {"loss": loss, "y_pred": energy_data}
+
+    def _check_energies(self, energy_data, energy_model):
+        for name, energy in (("data", energy_data), ("model samples", energy_model)):
+            if not torch.isfinite(energy).all():
+                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
+            largest = energy.abs().max().item()
+            if largest > ENERGY_MAGNITUDE_LIMIT:
+                raise TrainingDivergedError(
+                    _divergence_message(f"energy of {name} reached {largest:.3g}")
+                )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Refuse to finish with non-finite weights."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        for name, parameter in self.module_.named_parameters():
+            if not torch.isfinite(parameter).all():
+                raise TrainingDivergedError(_divergence_message(f"weight {name} is not finite"))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_generator", None)
+        return state

@@ -39,19 +39,27 @@ def _resolve_device(device):
 
 
 def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outputs):
-    """The encoder module and whether it is one of ours (and so ours to initialise)."""
+    """The encoder module and whether it is one of ours (and so ours to initialise).
+
+    Ours are built on the meta device and materialised uninitialised, so that building
+    draws nothing from torch's global generator; ``initialize_layers`` fills them.
+    """
     if isinstance(encoder, torch.nn.Module):
         return copy.deepcopy(encoder), False
-    if encoder == "cnn" or (encoder == "auto" and image_shape is not None):
-        if image_shape is None:
-            raise ValueError("encoder='cnn' needs image_shape=(channels, height, width).")
-        if len(image_shape) != 3:
-            raise ValueError(
-                f"The convolutional encoder needs image_shape=(channels, height, width); "
-                f"got {tuple(image_shape)}."
-            )
-        return ConvEncoder(tuple(image_shape), n_outputs), True
-    return MLPEncoder(n_features, tuple(hidden_layer_sizes), n_outputs), True
+    use_cnn = encoder == "cnn" or (encoder == "auto" and image_shape is not None)
+    if use_cnn and image_shape is None:
+        raise ValueError("encoder='cnn' needs image_shape=(channels, height, width).")
+    if use_cnn and len(image_shape) != 3:
+        raise ValueError(
+            "The convolutional encoder needs image_shape=(channels, height, width); "
+            f"got {tuple(image_shape)}."
+        )
+    with torch.device("meta"):
+        if use_cnn:
+            module = ConvEncoder(tuple(image_shape), n_outputs)
+        else:
+            module = MLPEncoder(n_features, tuple(hidden_layer_sizes), n_outputs)
+    return module.to_empty(device="cpu"), True
 
 
 class BaseCEBM(BaseEstimator, metaclass=ABCMeta):

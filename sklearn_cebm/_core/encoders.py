@@ -91,7 +91,7 @@ class ConvEncoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """A fully connected SiLU network for tabular data.
+    """A fully connected SiLU network for tabular data; inputs of any shape are flattened.
 
     Parameters
     ----------
@@ -105,7 +105,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs):
         super().__init__()
-        layers = []
+        layers = [nn.Flatten()]
         width = n_features
         for hidden in hidden_layer_sizes:
             layers += [nn.Linear(width, hidden), nn.SiLU()]

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny data and cheap estimator settings."""
+
+import numpy as np
+import pytest
+import torch
+
+# Settings under which one fit on a few hundred rows takes a fraction of a second.
+CHEAP_SETTINGS = dict(
+    n_components=4,
+    hidden_layer_sizes=(16,),
+    max_iter=2,
+    batch_size=32,
+    sgld_steps=3,
+    buffer_size=64,
+    learning_rate=1e-3,
+)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    """Keep torch to one thread per test so parallel test workers do not oversubscribe."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def blobs():
+    rng = np.random.default_rng(0)
+    centers = np.array([[-2.0, -2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 2.0, -2.0]])
+    labels = rng.integers(0, 3, size=150)
+    return centers[labels] + 0.3 * rng.standard_normal((150, 3)), labels

@@ -1,0 +1,22 @@
+"""scikit-learn's estimator checks on every public estimator, with cheap settings."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_cebm import CEBMEncoder
+
+from .conftest import CHEAP_SETTINGS
+
+ESTIMATORS = [CEBMEncoder(**CHEAP_SETTINGS)]
+
+# Checks that are expected to fail, with the reason; empty means every check passes.
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    ESTIMATORS,
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS.get(
+        type(estimator).__name__, {}
+    ),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

@@ -78,7 +78,10 @@ def test_cebmencoder_warm_start_and_partial_fit_continue_training(blobs):
     weights = [p.detach().clone() for p in encoder.net_.module_.parameters()]
     encoder.fit(X)
     assert encoder.n_iter_ == 2 * CHEAP_SETTINGS["max_iter"]
-    changed = [not torch.equal(a, b) for a, b in zip(weights, encoder.net_.module_.parameters())]
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(weights, encoder.net_.module_.parameters(), strict=True)
+    ]
     assert any(changed)
 
     online = CEBMEncoder(**CHEAP_SETTINGS, random_state=0)
@@ -124,7 +127,7 @@ def test_cebmencoder_accepts_user_torch_module(blobs):
     encoder = CEBMEncoder(**{**CHEAP_SETTINGS, "n_components": 2}, encoder=module).fit(X)
     assert encoder.transform(X).shape == (len(X), 2)
     # The user's module is copied, never trained in place.
-    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
     with pytest.raises(ValueError, match=r"shape \(n_samples, 8\)"):
         CEBMEncoder(**CHEAP_SETTINGS, encoder=module).fit(X)

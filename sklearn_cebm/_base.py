@@ -241,13 +241,14 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         """
         return float(np.mean(self.score_samples(X)))
 
-    def _sample_unit(self, n_samples, n_steps, random_state):
+    def _sample_unit(self, n_samples, n_steps, random_state, energy_module=None):
+        """SGLD samples in the scaled units; ``energy_module`` defaults to the marginal E(x)."""
         module = self._module()
         device = next(module.parameters()).device
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         generator = torch.Generator(device).manual_seed(int(seed))
         return sample_from_noise(
-            module,
+            module if energy_module is None else energy_module,
             n_samples,
             (self.n_features_in_,),
             n_steps=n_steps,

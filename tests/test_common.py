@@ -2,11 +2,17 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_cebm import CEBMEncoder
+from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer
 
 from .conftest import CHEAP_SETTINGS
 
-ESTIMATORS = [CEBMEncoder(**CHEAP_SETTINGS)]
+# The clustering check asks for an adjusted Rand index above 0.4 on three blobs.
+CHEAP_SETTINGS_FOR_CLUSTERING = dict(CHEAP_SETTINGS, n_clusters=3, max_iter=3)
+
+ESTIMATORS = [
+    CEBMEncoder(**CHEAP_SETTINGS),
+    GMMCEBMClusterer(**CHEAP_SETTINGS_FOR_CLUSTERING),
+]
 
 # Checks that are expected to fail, with the reason; empty means every check passes.
 EXPECTED_FAILED_CHECKS = {}

@@ -142,3 +142,47 @@ class GaussianMixtureBias(nn.Module):
         """Mean and std of ``p(z | x, y)`` for every component, each ``(n, L, K)``."""
         expanded = (statistics[0].unsqueeze(-2), statistics[1].unsqueeze(-2))
         return natural_to_mean_std(*posterior_natural_params(self.natural_params(), expanded))
+
+    def component_energy(self, statistics):
+        """Energy ``E(x, y = l)`` of every component, shape ``(n, L)``: z summed out.
+
+        ``E(x, l) = -[log pi_l + sum_k (B(lambda_lk + t_k(x)) - B(lambda_lk))]``, so that
+        ``exp(-E(x, l))`` is proportional to the paper's ``p(x, y = l)`` (Sec. 5, item 2) and
+        ``E(x) = -logsumexp_l (-E(x, l))``. Its gradient in x drives SGLD towards ``p(x | y)``.
+        """
+        return -self.component_log_evidence(statistics)
+
+    def posterior_mixture_mean(self, statistics):
+        """Mean of ``p(z | x) = sum_l p(l | x) p(z | x, l)``, shape ``(n, K)``."""
+        means, _ = self.posterior_mean_std(statistics)
+        weights = self.responsibilities(statistics).unsqueeze(-1)
+        return (weights * means).sum(dim=-2)
+
+    def most_probable_posterior_mean_std(self, statistics):
+        """Mean and std of ``p(z | x, y*)`` with ``y* = argmax_l p(l | x)``, each ``(n, K)``."""
+        means, stds = self.posterior_mean_std(statistics)
+        best = self.component_log_evidence(statistics).argmax(dim=-1)
+        index = best[:, None, None].expand(-1, 1, means.shape[-1])
+        return means.gather(-2, index).squeeze(-2), stds.gather(-2, index).squeeze(-2)
+
+    def mixing_weights(self):
+        """Mixing weights ``pi``, shape ``(L,)``; they sum to one."""
+        return torch.softmax(self.weight_logits, dim=0)
+
+    def statistic_means(self, statistics):
+        """Centre ``t_1(x) / (-2 t_2(x))`` of the factor ``exp(<t(x), eta(z)>)``, shape ``(n, K)``.
+
+        The factor is, up to a function of x alone, a Gaussian density in each ``z_k`` with
+        this mean ``c_k(x)`` and precision ``-2 t_2k(x)``. Component l's evidence
+        ``exp(B(lambda_l + t(x)) - B(lambda_l))`` is that factor integrated against
+        ``N(mu_l, sigma_l**2)``, so it is proportional, with a factor free of l, to the density
+        of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at ``c(x)``: the nearer ``mu_l`` to the
+        centre, the more probable the component. These are the codes on which to place
+        component means (the k-means++ initialisation).
+        """
+        return natural_to_mean_std(*statistics)[0]
+
+    def set_means(self, means):
+        """Overwrite the component means with ``means`` of shape ``(L, K)``."""
+        with torch.no_grad():
+            self.means.copy_(torch.as_tensor(means, dtype=self.means.dtype))

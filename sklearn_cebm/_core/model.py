@@ -5,7 +5,7 @@ from torch import nn
 
 from .exponential_family import negative_precision_term
 
-__all__ = ["ConjugateEnergyModel", "map_batches"]
+__all__ = ["ComponentEnergy", "ConjugateEnergyModel", "map_batches"]
 
 
 class ConjugateEnergyModel(nn.Module):
@@ -56,6 +56,45 @@ class ConjugateEnergyModel(nn.Module):
     def posterior_mean_std(self, x):
         """Mean and std of the conjugate posterior ``p(z | x)`` (Eq. 23)."""
         return self.bias.posterior_mean_std(self.sufficient_statistics(x))
+
+    def bias_method(self, name):
+        """``x -> bias.<name>(t(x))``: any statistic-to-output method of the bias applied to x.
+
+        Lets callers reach what a particular bias offers beyond :meth:`forward` and
+        :meth:`posterior_mean_std` (a mixture's ``responsibilities``, ``component_energy``)
+        without a method here for each.
+        """
+        method = getattr(self.bias, name)
+
+        def apply(x):
+            return method(self.sufficient_statistics(x))
+
+        return apply
+
+
+class ComponentEnergy(nn.Module):
+    """The energy ``E(x, y = component)`` of one mixture component, for SGLD on ``p(x | y)``.
+
+    Wraps a :class:`ConjugateEnergyModel` whose bias has ``component_energy`` (see
+    :class:`~sklearn_cebm._core.biases.GaussianMixtureBias`); the wrapped model's parameters
+    are this module's, so :func:`~sklearn_cebm._core.sgld.frozen_parameters` freezes them.
+
+    Parameters
+    ----------
+    model : ConjugateEnergyModel
+    component : int
+        Index of the mixture component.
+    """
+
+    def __init__(self, model, component):
+        super().__init__()
+        self.model = model
+        self.component = int(component)
+
+    def forward(self, x):
+        """``E(x, y = component)``, shape ``(n,)``."""
+        energies = self.model.bias.component_energy(self.model.sufficient_statistics(x))
+        return energies[:, self.component]
 
 
 def map_batches(function, x, batch_size, device):

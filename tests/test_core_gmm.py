@@ -1,0 +1,150 @@
+"""The mixture-of-Gaussians bias in the torch core: its algebra against closed forms and
+numerical integration, and the modules that sample one component."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from sklearn_cebm._core.biases import GaussianMixtureBias, SphericalGaussianBias
+from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
+from sklearn_cebm._core.model import ComponentEnergy, ConjugateEnergyModel
+from sklearn_cebm._core.sgld import frozen_parameters
+
+
+def _random_mixture(n_components, n_clusters, seed, learn_weights=True):
+    generator = torch.Generator().manual_seed(seed)
+    bias = GaussianMixtureBias(n_components, n_clusters, learn_weights=learn_weights).double()
+    bias.reset_parameters(generator)
+    with torch.no_grad():
+        bias.log_stds.normal_(0.0, 0.5, generator=generator)
+        bias.weight_logits.normal_(0.0, 1.0, generator=generator)
+    return bias
+
+
+def _random_statistics(n_samples, n_components, seed):
+    generator = torch.Generator().manual_seed(seed)
+    statistic_1 = torch.randn(n_samples, n_components, generator=generator, dtype=torch.float64)
+    statistic_2 = -torch.rand(n_samples, n_components, generator=generator, dtype=torch.float64)
+    return statistic_1, statistic_2
+
+
+def _model(bias, n_features=3, seed=0):
+    n_components = bias.natural_params()[0].shape[-1]
+    encoder = MLPEncoder(n_features, (8,), 2 * n_components)
+    initialize_layers(encoder, torch.Generator().manual_seed(seed))
+    return ConjugateEnergyModel(encoder, bias, (n_features,))
+
+
+def test_gmm_one_component_reduces_to_spherical_gaussian_bias():
+    n_components = 3
+    mixture = GaussianMixtureBias(n_components, n_clusters=1)  # means 0, log-stds 0
+    spherical = SphericalGaussianBias(n_components)
+    mixture_model = _model(mixture, seed=1)
+    spherical_model = _model(spherical, seed=1)
+    x = torch.randn(20, 3, generator=torch.Generator().manual_seed(2))
+
+    torch.testing.assert_close(mixture_model(x), spherical_model(x), rtol=0, atol=0)
+    mixture_mean, mixture_std = mixture_model.posterior_mean_std(x)
+    spherical_mean, spherical_std = spherical_model.posterior_mean_std(x)
+    torch.testing.assert_close(mixture_mean[:, 0], spherical_mean)
+    torch.testing.assert_close(mixture_std[:, 0], spherical_std)
+
+
+def test_gmm_marginal_equals_integral_over_y_and_z_one_dimension():
+    bias = _random_mixture(n_components=1, n_clusters=3, seed=3)
+    statistics = _random_statistics(5, 1, seed=4)
+    energy = bias.energy(statistics)
+    for row in range(5):
+        row_statistics = (statistics[0][row], statistics[1][row])
+        total = 0.0
+        for component in range(3):
+
+            def density(z, component=component, row_statistics=row_statistics):
+                point = torch.tensor([z], dtype=torch.float64)
+                return math.exp(-bias.joint_energy(row_statistics, component, point).item())
+
+            total += integrate.quad(density, -np.inf, np.inf, epsabs=0, epsrel=1e-10)[0]
+        # The integral over z in R^K adds log(2 pi) / 2 per dimension to -E(x).
+        assert math.log(total) == pytest.approx(-energy[row].item() + 0.5 * math.log(2 * math.pi))
+
+
+def test_gmm_marginal_equals_integral_over_y_and_z_two_dimensions():
+    bias = _random_mixture(n_components=2, n_clusters=2, seed=5)
+    statistics = _random_statistics(4, 2, seed=6)
+    grid = torch.linspace(-12.0, 12.0, 1201, dtype=torch.float64)
+    step = (grid[1] - grid[0]).item()
+    z = torch.cartesian_prod(grid, grid)
+    log_integrals = []
+    for row in range(4):
+        row_statistics = (statistics[0][row], statistics[1][row])
+        per_component = [
+            torch.logsumexp(-bias.joint_energy(row_statistics, component, z), dim=0)
+            for component in range(2)
+        ]
+        log_integrals.append(torch.logsumexp(torch.stack(per_component), 0) + 2 * math.log(step))
+    expected = -bias.energy(statistics) + math.log(2 * math.pi)
+    torch.testing.assert_close(torch.stack(log_integrals), expected, rtol=0, atol=1e-6)
+
+
+def test_gmm_component_energy_sums_to_marginal_and_gives_responsibilities():
+    bias = _random_mixture(n_components=4, n_clusters=5, seed=7)
+    statistics = _random_statistics(10, 4, seed=8)
+    component_energy = bias.component_energy(statistics)
+    assert component_energy.shape == (10, 5)
+    torch.testing.assert_close(-torch.logsumexp(-component_energy, -1), bias.energy(statistics))
+    responsibilities = bias.responsibilities(statistics)
+    torch.testing.assert_close(responsibilities.sum(-1), torch.ones(10, dtype=torch.float64))
+    torch.testing.assert_close(responsibilities, torch.softmax(-component_energy, -1))
+
+
+def test_gmm_posterior_summaries_match_per_component_posteriors():
+    bias = _random_mixture(n_components=3, n_clusters=4, seed=9)
+    statistics = _random_statistics(6, 3, seed=10)
+    means, stds = bias.posterior_mean_std(statistics)
+    responsibilities = bias.responsibilities(statistics)
+    expected_mixture = torch.einsum("nl,nlk->nk", responsibilities, means)
+    torch.testing.assert_close(bias.posterior_mixture_mean(statistics), expected_mixture)
+    best = responsibilities.argmax(-1)
+    best_mean, best_std = bias.most_probable_posterior_mean_std(statistics)
+    torch.testing.assert_close(best_mean, means[torch.arange(6), best])
+    torch.testing.assert_close(best_std, stds[torch.arange(6), best])
+
+
+def test_gmm_evidence_is_gaussian_density_at_statistic_means():
+    # -E(x, l) - log pi_l - log N(c(x); mu_l, sigma_l**2 - 1 / (2 t_2(x))) is free of l.
+    bias = _random_mixture(n_components=3, n_clusters=4, seed=11)
+    statistics = _random_statistics(6, 3, seed=12)
+    centres = bias.statistic_means(statistics)
+    torch.testing.assert_close(centres, statistics[0] / (-2 * statistics[1]))
+    variances = bias.component_stds() ** 2 - 0.5 / statistics[1].unsqueeze(1)
+    log_density = torch.distributions.Normal(bias.means, variances.sqrt()).log_prob(
+        centres.unsqueeze(1)
+    )
+    evidence = -bias.component_energy(statistics) - bias.log_weights()
+    residual = evidence - log_density.sum(-1)
+    torch.testing.assert_close(residual - residual[:, :1], torch.zeros_like(residual))
+
+
+def test_gmm_mixing_weights_and_set_means():
+    bias = _random_mixture(n_components=2, n_clusters=3, seed=13)
+    torch.testing.assert_close(bias.mixing_weights(), bias.log_weights().exp())
+    new_means = np.arange(6.0).reshape(3, 2)
+    bias.set_means(new_means)
+    torch.testing.assert_close(bias.means.detach(), torch.as_tensor(new_means))
+    assert bias.means.requires_grad
+
+
+def test_gmm_component_energy_module_selects_one_component():
+    model = _model(_random_mixture(n_components=2, n_clusters=3, seed=14).float(), seed=15)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(16))
+    energy = ComponentEnergy(model, 2)
+    expected = model.bias.component_energy(model.sufficient_statistics(x))[:, 2]
+    torch.testing.assert_close(energy(x), expected)
+    assert set(energy.parameters()) == set(model.parameters())
+    with frozen_parameters(energy):
+        assert not any(p.requires_grad for p in model.parameters())
+    responsibilities = model.bias_method("responsibilities")(x)
+    torch.testing.assert_close(responsibilities.sum(-1), torch.ones(7))

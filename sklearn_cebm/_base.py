@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.losses import ContrastiveDivergenceLoss
 from ._core.model import ConjugateEnergyModel, map_batches
+from ._core.scores import energy_input_gradient_norm
 from ._core.sgld import sample_from_noise
 from ._scaling import fit_unit_range, from_unit_range, to_unit_range
 from ._training import PCDNet
@@ -146,8 +147,13 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             buffer_reinit_fraction=self.buffer_reinit_fraction,
             data_noise=self.data_noise,
             seed=int(seeds[2]),
+            **self._extra_net_params(),
         )
         return net.initialize()
+
+    def _extra_net_params(self):
+        """Further keyword arguments for the :class:`PCDNet`; a hook for subclasses."""
+        return {}
 
     # ----------------------------------------------------------------- training
     def _fit_new(self, X, epochs):
@@ -226,6 +232,34 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         module = self._module()
         X, energy = self._inference(module, X)
         return -energy.numpy().astype(X.dtype)
+
+    def score_gradient_norm(self, X):
+        """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.
+
+        The out-of-distribution score of Grathwohl et al. (2019) reported in the paper's
+        Table 1: smaller means more typical. The gradient is in the units of X, not the
+        sampler's box the model works in (the chain rule divides by ``input_scale_``): it is
+        the gradient of the density the estimator defines over X, whose log differs from the
+        model's only by a constant. For images, scaled with one range for all pixels, the two
+        differ by a constant factor and rank samples alike.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Non-negative norms, in X's float dtype.
+        """
+        module = self._module()
+        input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
+
+        def gradient_norm(batch):
+            return energy_input_gradient_norm(module, batch, input_scale)
+
+        X, norms = self._inference(gradient_norm, X)
+        return norms.numpy().astype(X.dtype)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``.

@@ -1,0 +1,216 @@
+"""The paper's evaluation protocols: OOD AUROC, neighbour agreement, aggregate-posterior KL/MI."""
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from sklearn_cebm import CEBMEncoder
+from sklearn_cebm.evaluation import (
+    _pairwise_gaussian_log_density,
+    aggregate_posterior_kl_and_mi,
+    nearest_neighbour_agreement,
+    ood_auroc,
+)
+
+from .conftest import CHEAP_SETTINGS
+
+
+class _FirstFeatureDensity:
+    """A stand-in density model: log p(x) = -|x_0|, so ||d log p / dx|| = 1 off zero."""
+
+    def score_samples(self, X):
+        return -np.abs(np.asarray(X)[:, 0])
+
+
+class _FirstFeatureGradient(_FirstFeatureDensity):
+    def score_gradient_norm(self, X):
+        return np.abs(np.asarray(X)[:, 0])
+
+
+# ----------------------------------------------------------------- ood_auroc
+def test_ood_auroc_of_a_perfect_and_a_reversed_score():
+    near, far = np.array([[0.1], [-0.2], [0.3]]), np.array([[5.0], [-6.0]])
+    assert ood_auroc(_FirstFeatureDensity(), near, far) == 1.0
+    assert ood_auroc(_FirstFeatureDensity(), far, near) == 0.0
+
+
+def test_ood_auroc_gradient_norm_treats_small_norms_as_in_distribution():
+    small, large = np.array([[0.1], [0.2]]), np.array([[3.0], [4.0], [-5.0]])
+    assert ood_auroc(_FirstFeatureGradient(), small, large, score="gradient_norm") == 1.0
+    assert ood_auroc(_FirstFeatureGradient(), large, small, score="gradient_norm") == 0.0
+
+
+def test_ood_auroc_of_indistinguishable_sets_is_one_half():
+    same = np.array([[1.0], [2.0], [3.0]])
+    assert ood_auroc(_FirstFeatureDensity(), same, same) == 0.5
+
+
+@pytest.mark.parametrize(
+    "estimator, score, error, match",
+    [
+        (_FirstFeatureDensity(), "likelihood", ValueError, "score must be one of"),
+        (_FirstFeatureDensity(), "gradient_norm", TypeError, "score_gradient_norm"),
+        (object(), "log_density", TypeError, "score_samples"),
+    ],
+)
+def test_ood_auroc_rejects_bad_scores_and_estimators(estimator, score, error, match):
+    with pytest.raises(error, match=match):
+        ood_auroc(estimator, [[0.0]], [[1.0]], score=score)
+
+
+def test_ood_auroc_rejects_non_finite_scores():
+    with pytest.raises(ValueError, match="must be finite"):
+        ood_auroc(_FirstFeatureDensity(), [[0.0]], [[np.inf]])
+
+
+def test_ood_auroc_runs_on_a_fitted_cebm_with_both_scores(blobs):
+    X, _ = blobs
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X[:100])
+    noise = np.random.default_rng(0).uniform(-20, 20, size=(30, X.shape[1]))
+    for score in ("log_density", "gradient_norm"):
+        assert 0.0 <= ood_auroc(encoder, X[100:], noise, score=score) <= 1.0
+
+
+# ----------------------------------------------------------------- score_gradient_norm
+def test_cebm_score_gradient_norm_matches_finite_differences_in_callers_units(blobs):
+    X, _ = blobs
+    # Columns on very different scales, so the chain rule through input_scale_ matters.
+    X = X * np.array([1.0, 100.0, 0.01])
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X)
+    points = X[:5]
+    steps = 1e-2 * encoder.input_scale_
+    gradient = np.empty_like(points)
+    for feature in range(X.shape[1]):
+        shift = np.zeros(X.shape[1])
+        shift[feature] = steps[feature]
+        difference = encoder.score_samples(points + shift) - encoder.score_samples(points - shift)
+        gradient[:, feature] = difference / (2 * steps[feature])
+    np.testing.assert_allclose(
+        encoder.score_gradient_norm(points), np.linalg.norm(gradient, axis=1), rtol=2e-2
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cebm_score_gradient_norm_shape_dtype_and_sign(blobs, dtype):
+    X = blobs[0].astype(dtype)
+    norms = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X).score_gradient_norm(X)
+    assert norms.shape == (len(X),) and norms.dtype == dtype
+    assert np.all(np.isfinite(norms)) and np.all(norms >= 0)
+
+
+# ----------------------------------------------------------------- nearest_neighbour_agreement
+def test_nearest_neighbour_agreement_on_hand_made_points():
+    features = [[0.0], [0.3], [5.0], [5.1], [5.3], [0.4]]
+    labels = ["a", "a", "b", "b", "b", "b"]
+    agreement, confusion = nearest_neighbour_agreement(features, labels)
+    # Neighbours: 0.3, 0.4, 5.1, 5.0, 5.1, 0.3 -> labels a, b, b, b, b, a.
+    assert agreement == pytest.approx(4 / 6)
+    np.testing.assert_allclose(confusion, [[0.5, 0.5], [0.25, 0.75]])
+
+
+def test_nearest_neighbour_agreement_is_one_on_separated_classes(blobs):
+    X, y = blobs
+    agreement, confusion = nearest_neighbour_agreement(X, y)
+    assert agreement == 1.0
+    np.testing.assert_array_equal(confusion, np.eye(3))
+
+
+def test_nearest_neighbour_agreement_excludes_self_but_not_duplicates():
+    # Two copies of one point with different labels: each one's neighbour is the other.
+    features = [[0.0, 0.0], [0.0, 0.0], [9.0, 9.0], [9.5, 9.0]]
+    agreement, confusion = nearest_neighbour_agreement(features, [0, 1, 1, 1])
+    assert agreement == pytest.approx(2 / 4)
+    np.testing.assert_allclose(confusion, [[0.0, 1.0], [1 / 3, 2 / 3]])
+    np.testing.assert_allclose(confusion.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(
+    "features, labels, match",
+    [
+        ([[0.0], [1.0]], [0, 1, 1], "inconsistent numbers of samples"),
+        ([[0.0]], [0], "at least 2 samples"),
+    ],
+)
+def test_nearest_neighbour_agreement_rejects_bad_input(features, labels, match):
+    with pytest.raises(ValueError, match=match):
+        nearest_neighbour_agreement(features, labels)
+
+
+# ----------------------------------------------------------------- aggregate posterior
+def test_pairwise_gaussian_log_density_matches_scipy():
+    rng = np.random.default_rng(0)
+    z, mean = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
+    std = rng.uniform(0.1, 2.0, size=(5, 3))
+    expected = norm.logpdf(z[:, None, :], mean[None], std[None]).sum(axis=2)
+    np.testing.assert_allclose(_pairwise_gaussian_log_density(z, mean, std), expected)
+
+
+def test_aggregate_posterior_of_posteriors_equal_to_the_prior_has_no_kl_nor_mi():
+    kl, mi = aggregate_posterior_kl_and_mi(np.zeros((1500, 4)), np.ones((1500, 4)), random_state=0)
+    assert kl == pytest.approx(0.0, abs=1e-10)
+    assert mi == pytest.approx(0.0, abs=1e-10)
+
+
+def test_aggregate_posterior_kl_and_mi_against_the_closed_form_for_gaussian_means():
+    # q(z|x_n) = N(mu_n, s^2 I) with mu_n ~ N(0, (1 - s^2) I): q(z) = N(0, I) = p(z), so
+    # KL = 0 and I(x; z) = E_n KL(q(z|x_n) || N(0, I)) = -K/2 log s^2.
+    n_samples, n_components, std = 4000, 2, 0.5
+    rng = np.random.default_rng(0)
+    mean = rng.normal(scale=np.sqrt(1 - std**2), size=(n_samples, n_components))
+    stds = np.full_like(mean, std)
+    kl, mi = aggregate_posterior_kl_and_mi(mean, stds, batch_size=1000, random_state=0)
+    assert kl == pytest.approx(0.0, abs=0.05)
+    assert mi == pytest.approx(-n_components / 2 * np.log(std**2), abs=0.1)
+    # The two add up to the average KL from each posterior to the prior, known exactly.
+    per_sample_kl = 0.5 * np.sum(stds**2 + mean**2 - 1 - np.log(stds**2), axis=1)
+    assert kl + mi == pytest.approx(per_sample_kl.mean(), abs=0.05)
+
+
+def test_aggregate_posterior_mi_of_separated_sharp_posteriors_reaches_log_n():
+    # Each z identifies its x_n: I(x; z) = log N, above the log(batch_size) a plain
+    # batch-mixture estimate could reach; the stratified weights recover it.
+    n_samples = 3000
+    mean = np.random.default_rng(1).normal(size=(n_samples, 4))
+    _, mi = aggregate_posterior_kl_and_mi(
+        mean, np.full_like(mean, 1e-4), batch_size=1000, random_state=0
+    )
+    assert mi == pytest.approx(np.log(n_samples), abs=1e-3)
+    assert mi > np.log(1000)
+
+
+def test_aggregate_posterior_kl_uses_the_given_prior():
+    mean, std = np.full((2000, 3), 2.0), np.ones((2000, 3))
+
+    def shifted_prior(z):
+        return norm.logpdf(z, loc=2.0).sum(axis=1)
+
+    kl_shifted, _ = aggregate_posterior_kl_and_mi(
+        mean, std, prior_log_density=shifted_prior, random_state=0
+    )
+    kl_standard, _ = aggregate_posterior_kl_and_mi(mean, std, random_state=0)
+    assert kl_shifted == pytest.approx(0.0, abs=1e-10)
+    # KL(N(2, 1) || N(0, 1)) = 2 nats per dimension.
+    assert kl_standard == pytest.approx(6.0, abs=0.3)
+
+
+def test_aggregate_posterior_kl_and_mi_is_reproducible():
+    rng = np.random.default_rng(2)
+    mean, std = rng.normal(size=(300, 2)), rng.uniform(0.2, 1.0, size=(300, 2))
+    first = aggregate_posterior_kl_and_mi(mean, std, batch_size=100, random_state=5)
+    assert first == aggregate_posterior_kl_and_mi(mean, std, batch_size=100, random_state=5)
+    assert first != aggregate_posterior_kl_and_mi(mean, std, batch_size=100, random_state=6)
+
+
+@pytest.mark.parametrize(
+    "mean, std, batch_size, match",
+    [
+        (np.zeros((5, 2)), np.ones((5, 3)), 1000, "same shape"),
+        (np.zeros((5, 2)), np.zeros((5, 2)), 1000, "strictly positive"),
+        (np.zeros((1, 2)), np.ones((1, 2)), 1000, "at least 2 samples"),
+        (np.zeros((5, 2)), np.ones((5, 2)), 1, "batch_size must be an integer >= 2"),
+        (np.zeros((5, 2)), np.ones((5, 2)), 2.5, "batch_size must be an integer >= 2"),
+    ],
+)
+def test_aggregate_posterior_kl_and_mi_rejects_bad_input(mean, std, batch_size, match):
+    with pytest.raises(ValueError, match=match):
+        aggregate_posterior_kl_and_mi(mean, std, batch_size=batch_size)

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer
+from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector, GMMCEBMClusterer
 
 from .conftest import CHEAP_SETTINGS
 
@@ -12,6 +12,8 @@ CHEAP_SETTINGS_FOR_CLUSTERING = dict(CHEAP_SETTINGS, n_clusters=3, max_iter=3)
 ESTIMATORS = [
     CEBMEncoder(**CHEAP_SETTINGS),
     GMMCEBMClusterer(**CHEAP_SETTINGS_FOR_CLUSTERING),
+    CEBMOutlierDetector(**CHEAP_SETTINGS),
+    CEBMOutlierDetector(**CHEAP_SETTINGS, outlier_score="gradient_norm"),
 ]
 
 # Checks that are expected to fail, with the reason; empty means every check passes.

@@ -32,7 +32,7 @@ def initialize_layers(module, generator=None):
     generator : torch.Generator, optional
     """
     for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
             if layer.bias is not None:
                 bound = 1.0 / math.sqrt(layer.weight[0].numel())

@@ -1,7 +1,7 @@
 """What every CEBM estimator shares: parameters, input checks, building and training the net."""
 
 import copy
-from abc import ABCMeta, abstractmethod
+from abc import ABCMeta
 from numbers import Integral, Real
 
 import numpy as np
@@ -66,8 +66,9 @@ def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outpu
 class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
     """Base class of the CEBM estimators; not for direct use.
 
-    Subclasses supply the bias (:meth:`_build_bias`) and their own ``__init__`` listing
-    every parameter, as scikit-learn's ``get_params`` requires.
+    Subclasses supply the bias (:meth:`_build_bias`), or another torch model through the
+    :meth:`_encoder_width` and :meth:`_build_energy_model` hooks, and their own ``__init__``
+    listing every parameter, as scikit-learn's ``get_params`` requires.
     """
 
     _parameter_constraints: dict = {
@@ -92,9 +93,13 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
     }
 
-    @abstractmethod
     def _build_bias(self):
-        """The bias module over ``n_components`` latent dimensions."""
+        """The bias module over ``n_components`` latent dimensions.
+
+        Every CEBM subclass supplies one; a model that overrides
+        :meth:`_build_energy_model` without a bias need not.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no bias.")
 
     # ----------------------------------------------------------------- input checks
     def _validate_input(self, X, reset):
@@ -115,21 +120,30 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             self.image_shape,
             self.hidden_layer_sizes,
             n_features,
-            2 * self.n_components,
+            self._encoder_width(),
         )
         if ours:
             initialize_layers(encoder, generator)
+        input_shape = tuple(self.image_shape) if self.image_shape is not None else (n_features,)
+        return self._build_energy_model(encoder, input_shape, generator)
+
+    def _encoder_width(self):
+        """Width of the encoder's output; a hook for models other than the CEBM."""
+        return 2 * self.n_components
+
+    def _build_energy_model(self, encoder, input_shape, generator):
+        """The torch model around the built ``encoder``; a hook for models other than the CEBM.
+
+        The CEBM's is a :class:`ConjugateEnergyModel` with the subclass's bias.
+        """
         bias = self._build_bias()
         bias.reset_parameters(generator)
-        input_shape = tuple(self.image_shape) if self.image_shape is not None else (n_features,)
         return ConjugateEnergyModel(encoder, bias, input_shape)
 
-    def _build_net(self, model, device, seeds):
+    def _skorch_params(self, device, seeds):
+        """The skorch settings every net shares: Adam, the epochs, the seeded data order."""
         loader_generator = torch.Generator().manual_seed(int(seeds[1]))
-        net = PCDNet(
-            module=model,
-            criterion=ContrastiveDivergenceLoss,
-            criterion__energy_l2=self.energy_l2,
+        return dict(
             optimizer=torch.optim.Adam,
             lr=self.learning_rate,
             max_epochs=self.max_iter,
@@ -140,6 +154,14 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             callbacks=copy.deepcopy(self.callbacks),
             verbose=self.verbose,
             device=str(device),
+        )
+
+    def _build_net(self, model, device, seeds):
+        net = PCDNet(
+            module=model,
+            criterion=ContrastiveDivergenceLoss,
+            criterion__energy_l2=self.energy_l2,
+            **self._skorch_params(device, seeds),
             sgld_steps=self.sgld_steps,
             sgld_step_size=self.sgld_step_size,
             sgld_noise=self.sgld_noise,

@@ -2,8 +2,17 @@
 
 from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
+from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
 from ._training import TrainingDivergedError
+from ._vae import VAEEncoder
 
-__all__ = ["CEBMEncoder", "CEBMOutlierDetector", "GMMCEBMClusterer", "TrainingDivergedError"]
+__all__ = [
+    "CEBMEncoder",
+    "CEBMOutlierDetector",
+    "GMMCEBMClusterer",
+    "IGEBMEncoder",
+    "TrainingDivergedError",
+    "VAEEncoder",
+]
 __version__ = "0.1.0.dev0"

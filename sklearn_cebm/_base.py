@@ -326,7 +326,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_)
+        ndarray of shape (n_samples, `n_features_in_`)
             Samples in the units of the training data, inside its range.
         """
         if int(n_samples) < 1 or int(n_steps) < 0:

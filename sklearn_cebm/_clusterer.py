@@ -104,12 +104,12 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model`` and ``energy_gap``.
     n_iter_ : int
         Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (n_features_in_,)
+    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
         The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
     device_ : torch.device
         Device the model was trained on.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
 
     See Also
@@ -409,7 +409,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_)
+        ndarray of shape (n_samples, `n_features_in_`)
             Samples in the units of the training data, inside its range. No labels are
             returned (see Notes); :meth:`predict_proba` gives ``p(y | x)`` for them.
         """

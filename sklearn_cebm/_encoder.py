@@ -72,12 +72,12 @@ class CEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model`` and ``energy_gap``.
     n_iter_ : int
         Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (n_features_in_,)
+    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
         The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
     device_ : torch.device
         Device the model was trained on.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
 
     See Also

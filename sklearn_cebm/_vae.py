@@ -78,11 +78,11 @@ class VAEEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Per-epoch ``train_loss`` (the negative ELBO) and ``elbo``, in the scaled units.
     n_iter_ : int
         Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (n_features_in_,)
+    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
         The learned map ``(X - offset) / scale`` into ``[-1, 1]``.
     device_ : torch.device
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
 
     See Also
@@ -281,7 +281,7 @@ class VAEEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_)
+        ndarray of shape (n_samples, `n_features_in_`)
             Decoded means in the units of the training data (without observation noise).
         """
         if int(n_samples) < 1:

@@ -1,0 +1,103 @@
+"""
+=============================================
+Out-of-distribution detection with ROC curves
+=============================================
+
+A CEBM is a density model: :meth:`~sklearn_cebm.CEBMEncoder.score_samples` returns
+``log p(x)`` up to the unknown constant ``log Z``, enough to rank samples. The paper's
+Table 1 ranks held-out data against data from elsewhere by two scores, ``log p(x)`` and
+the norm of its input gradient ``||d log p(x) / dx||`` (Grathwohl et al., 2019), and
+reports the area under the ROC curve. This example does the same on digits with a
+:class:`~sklearn_cebm.CEBMOutlierDetector` trained on the digits 0 to 4 only.
+"""
+
+# %%
+# Train on digits 0 to 4
+# ----------------------
+# The in-distribution test set is the other half of the digits 0 to 4. Three sets stand
+# for "elsewhere": uniform noise, constant images (every pixel the same, at a random level,
+# the paper's "C"), and the digits 5 to 9, which look like the training data but are not
+# of its classes.
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.metrics import RocCurveDisplay
+from sklearn.model_selection import train_test_split
+
+from sklearn_cebm import CEBMOutlierDetector
+from sklearn_cebm.evaluation import ood_auroc
+
+X, y = load_digits(return_X_y=True)
+X_low, X_high = X[y < 5], X[y >= 5]
+X_train, X_test = train_test_split(X_low, test_size=0.5, random_state=0)
+
+rng = np.random.default_rng(0)
+out_sets = {
+    "uniform noise": rng.uniform(0, 16, size=X_test.shape),
+    "constant images": np.repeat(rng.uniform(0, 16, size=(len(X_test), 1)), 64, axis=1),
+    "digits 5-9": X_high,
+}
+
+detector = CEBMOutlierDetector(
+    image_shape=(1, 8, 8), encoder="mlp", max_iter=20, random_state=0
+).fit(X_train)
+
+# %%
+# The detector's own decision
+# ---------------------------
+# ``predict`` flags samples whose score is below ``offset_``, by default the 1st percentile
+# of the training scores: about 1% of data like the training data are flagged.
+print(f"flagged as outliers: {np.mean(detector.predict(X_test) == -1):.1%} of test digits 0-4")
+for name, X_out in out_sets.items():
+    print(f"                     {np.mean(detector.predict(X_out) == -1):.1%} of {name}")
+
+# %%
+# ROC curves for both scores
+# --------------------------
+# :func:`~sklearn_cebm.evaluation.ood_auroc` takes in-distribution samples as the positive
+# class, ranked by a score where higher is more typical; ``'gradient_norm'`` ranks by
+# ``-||d log p(x) / dx||``.
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+for ax, score in zip(axes, ("log_density", "gradient_norm"), strict=True):
+    in_scores = (
+        detector.score_samples(X_test)
+        if score == "log_density"
+        else -detector.score_gradient_norm(X_test)
+    )
+    for name, X_out in out_sets.items():
+        out_scores = (
+            detector.score_samples(X_out)
+            if score == "log_density"
+            else -detector.score_gradient_norm(X_out)
+        )
+        auroc = ood_auroc(detector, X_test, X_out, score=score)
+        print(f"{score:<13} {name:<16} AUROC {auroc:.3f}")
+        RocCurveDisplay.from_predictions(
+            np.r_[np.ones(len(in_scores)), np.zeros(len(out_scores))],
+            np.r_[in_scores, out_scores],
+            name=name,
+            ax=ax,
+            plot_chance_level=name == "digits 5-9",
+        )
+    ax.set_title("log p(x)" if score == "log_density" else "-||d log p(x) / dx||")
+    ax.set_xlabel("false positive rate (outliers kept)")
+axes[0].set_ylabel("true positive rate (digits 0-4 kept)")
+axes[1].set_ylabel("")
+fig.tight_layout()
+
+# %%
+# What this shows
+# ---------------
+# By ``log p(x)``, noise and constant images are told from the test digits almost
+# perfectly (AUROC 1.00 and 0.99), and the detector flags nearly all of them. The digits
+# 5 to 9 are the hard case: they share strokes, range and layout with the training
+# digits, and a 20-epoch model ranks them only a little below its own classes (AUROC about
+# 0.6; the detector flags about 6% of them against 2% of the test digits 0-4).
+#
+# The gradient norm fails here, and instructively: its AUROC against noise is 0, so the
+# energy is *flatter* on noise than on digits. The energy is high there (``log p(x)``
+# ranks noise last) but has no slope to speak of, while the data sit on the energy's
+# steep walls rather than at flat minima. A small gradient means "typical" only near the
+# modes of a well-trained density, the assumption behind the score (Grathwohl et al.,
+# 2019); the paper found it the better score on Fashion-MNIST (Table 1), not a reliable
+# one. Try both scores on data like your own, and compare with a simple baseline.

@@ -1,10 +1,12 @@
 """The contrastive-divergence surrogate and its gradient (Sec. 2.1, Eq. 2)."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from sklearn_cebm._core.losses import ContrastiveDivergenceLoss
+from sklearn_cebm._core.losses import ContrastiveDivergenceLoss, cluster_balance_divergence
 
 
 def _tiny_energy(seed):
@@ -84,3 +86,41 @@ def test_loss_gradient_with_penalty_adds_energy_weighted_term():
 
     expected = without + alpha * (weighted_gradient(x_data) + weighted_gradient(x_model))
     torch.testing.assert_close(with_penalty, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_cluster_balance_divergence_matches_hand_computation():
+    responsibilities = torch.tensor([[0.5, 0.5, 0.0], [0.1, 0.3, 0.6]], dtype=torch.float64)
+    weights = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    # Batch average q = (0.3, 0.4, 0.3); KL(q || pi) = sum q log(q / pi).
+    expected = 0.3 * math.log(0.3 / 0.2) + 0.4 * math.log(0.4 / 0.3) + 0.3 * math.log(0.3 / 0.5)
+
+    divergence = cluster_balance_divergence(responsibilities.log(), weights.log())
+
+    assert divergence.ndim == 0
+    assert divergence.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_clusters", [1, 2, 5])
+def test_cluster_balance_divergence_is_zero_for_balanced_responsibilities(n_clusters):
+    # Each cluster used as often as pi says, whether the rows are hard or soft.
+    hard = torch.eye(n_clusters, dtype=torch.float64).repeat(3, 1)
+    soft = torch.full((4, n_clusters), 1.0 / n_clusters, dtype=torch.float64)
+    log_uniform = torch.full((n_clusters,), -math.log(n_clusters), dtype=torch.float64)
+    for responsibilities in (hard, soft):
+        divergence = cluster_balance_divergence(responsibilities.log(), log_uniform)
+        assert divergence.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cluster_balance_divergence_of_one_cluster_taking_everything():
+    # q is one-hot on cluster l: KL = -log pi_l; the clusters whose responsibilities
+    # underflow to 0 add 0 log 0 = 0, and the gradient stays finite.
+    weights = torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64)
+    logits = torch.tensor([[-1e4, -1e4, 0.0]] * 4, dtype=torch.float64, requires_grad=True)
+
+    divergence = cluster_balance_divergence(torch.log_softmax(logits, dim=1), weights.log())
+    divergence.backward()
+
+    assert divergence.item() == pytest.approx(-math.log(0.3), rel=1e-12)
+    assert torch.isfinite(logits.grad).all()
+    hard = torch.tensor([[0.0, 0.0, 1.0]] * 4, dtype=torch.float64).log()  # log 0 = -inf
+    assert cluster_balance_divergence(hard, weights.log()).item() == pytest.approx(-math.log(0.3))

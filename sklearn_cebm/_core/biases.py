@@ -15,6 +15,7 @@ from .exponential_family import (
     natural_to_mean_std,
     posterior_natural_params,
 )
+from .losses import cluster_balance_divergence
 
 __all__ = ["GaussianMixtureBias", "SphericalGaussianBias"]
 
@@ -79,11 +80,17 @@ class GaussianMixtureBias(nn.Module):
         Learn the mixing weights ``pi`` (uniform and fixed otherwise).
     init_scale : float, default=1.0
         Std of the random initial component means.
+    cluster_balance : float, default=0.0
+        Weight of :meth:`regularizer`, the balance term added to the training loss; 0 leaves
+        the paper's maximum-likelihood objective.
     """
 
-    def __init__(self, n_components, n_clusters, learn_weights=False, init_scale=1.0):
+    def __init__(
+        self, n_components, n_clusters, learn_weights=False, init_scale=1.0, cluster_balance=0.0
+    ):
         super().__init__()
         self.init_scale = init_scale
+        self.cluster_balance = cluster_balance
         self.means = nn.Parameter(torch.zeros(n_clusters, n_components))
         self.log_stds = nn.Parameter(torch.zeros(n_clusters, n_components))
         self.weight_logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=learn_weights)
@@ -164,6 +171,19 @@ class GaussianMixtureBias(nn.Module):
         best = self.component_log_evidence(statistics).argmax(dim=-1)
         index = best[:, None, None].expand(-1, 1, means.shape[-1])
         return means.gather(-2, index).squeeze(-2), stds.gather(-2, index).squeeze(-2)
+
+    def regularizer(self, statistics):
+        """``cluster_balance * KL(mean_n p(y | x_n) || pi)`` over a data batch, or None if 0.
+
+        Not part of the likelihood: a term that penalises a batch whose samples crowd into
+        fewer clusters than ``pi`` gives (see :func:`cluster_balance_divergence`). Maximum
+        likelihood alone lets one component take every sample (see the clusterer's Notes).
+        """
+        if not self.cluster_balance:
+            return None
+        log_responsibilities = torch.log_softmax(self.component_log_evidence(statistics), dim=-1)
+        divergence = cluster_balance_divergence(log_responsibilities, self.log_weights())
+        return self.cluster_balance * divergence
 
     def mixing_weights(self):
         """Mixing weights ``pi``, shape ``(L,)``; they sum to one."""

@@ -1,8 +1,11 @@
-"""Training objectives for the marginal energy ``E(x)``."""
+"""Training objectives for the marginal energy ``E(x)``, and a clustering regulariser."""
 
+import math
+
+import torch
 from torch import nn
 
-__all__ = ["ContrastiveDivergenceLoss"]
+__all__ = ["ContrastiveDivergenceLoss", "cluster_balance_divergence"]
 
 
 class ContrastiveDivergenceLoss(nn.Module):
@@ -28,3 +31,37 @@ class ContrastiveDivergenceLoss(nn.Module):
         contrast = energy_data.mean() - energy_model.mean()
         magnitude = (energy_data**2).mean() + (energy_model**2).mean()
         return contrast + self.energy_l2 * magnitude
+
+
+def cluster_balance_divergence(log_responsibilities, log_weights):
+    """``KL(mean_n p(y | x_n) || pi)``: how far a batch's cluster usage is from ``pi``.
+
+    The batch average ``q(y) = 1/n sum_n p(y | x_n)`` of the responsibilities estimates the
+    model's marginal ``p(y)`` under the data; the divergence
+    ``sum_l q_l (log q_l - log pi_l)`` is zero when the batch uses the clusters in the
+    proportions ``pi`` and grows to ``-log pi_l`` when one cluster ``l`` takes every
+    sample. With uniform ``pi`` it is ``log L - H(q)``, the marginal-entropy term of deep
+    clustering objectives (e.g. Hu et al., 2017, "Learning discrete representations via
+    information maximizing self-augmented training").
+
+    ``log q`` is taken as a log-sum-exp of the log-responsibilities, so the value and its
+    gradient stay finite when responsibilities underflow to 0 (``x log x`` has an infinite
+    slope there).
+
+    Parameters
+    ----------
+    log_responsibilities : torch.Tensor of shape (n, L)
+        ``log p(y | x_n)``; each row's exponentials sum to one.
+    log_weights : torch.Tensor of shape (L,)
+        ``log pi``.
+
+    Returns
+    -------
+    torch.Tensor
+        A non-negative scalar.
+    """
+    n_samples = log_responsibilities.shape[0]
+    log_marginal = torch.logsumexp(log_responsibilities, dim=0) - math.log(n_samples)
+    # An unused cluster (log q = -inf) contributes 0 log 0 = 0, not 0 * -inf = nan.
+    log_marginal = log_marginal.clamp_min(torch.finfo(log_marginal.dtype).min)
+    return (log_marginal.exp() * (log_marginal - log_weights)).sum()

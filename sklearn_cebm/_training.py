@@ -154,6 +154,10 @@ class PCDNet(NeuralNet):
         )
         self._check_energies(energy_data, energy_model)
         loss = self.criterion_(energy_data, energy_model)
+        regularizer = getattr(self.module_, "regularizer", None)
+        penalty = None if regularizer is None else regularizer(x_data)
+        if penalty is not None:
+            loss = loss + penalty
         loss.backward()
         mean_data, mean_model = energy_data.mean().item(), energy_model.mean().item()
         self.history.record_batch("energy_data", mean_data)

@@ -25,6 +25,19 @@ class TrainingDivergedError(RuntimeError):
     """Training produced non-finite or exploding energies or weights.
 
     The estimator that raised it is left as it was before the call.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_cebm import CEBMEncoder, TrainingDivergedError
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> encoder = CEBMEncoder(n_components=8, hidden_layer_sizes=(32,), max_iter=3,
+    ...                       sgld_steps=5, learning_rate=10.0, energy_l2=0.0, random_state=0)
+    >>> try:
+    ...     encoder.fit(X[:256])
+    ... except TrainingDivergedError as error:
+    ...     print("diverged; fitted:", hasattr(encoder, "net_"))
+    diverged; fitted: False
     """
 
 

@@ -209,6 +209,7 @@ def test_gmmcebmclusterer_rejects_wrong_feature_count(fitted):
         ({"n_clusters": 0}, "n_clusters"),
         ({"init_params": "kmeans"}, "init_params"),
         ({"learn_weights": "yes"}, "learn_weights"),
+        ({"cluster_balance": -1.0}, "cluster_balance"),
     ],
 )
 def test_gmmcebmclusterer_rejects_bad_parameters(blobs, params, message):
@@ -247,3 +248,19 @@ def test_gmmcebmclusterer_failure_after_seeding_leaves_estimator_unchanged(blobs
     with pytest.raises(RuntimeError, match="epoch 2"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_") and not hasattr(clusterer, "n_features_in_")
+
+
+@pytest.mark.parametrize("cluster_balance", [0.0, 2.0])
+def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(blobs, cluster_balance):
+    # 0 leaves the paper's likelihood alone: the model has no regularizer to add.
+    X, _ = blobs
+    settings = {**SETTINGS, "max_iter": 1, "cluster_balance": cluster_balance}
+    clusterer = GMMCEBMClusterer(**settings, random_state=10).fit(X)
+    module = clusterer.net_.module_
+    assert module.bias.cluster_balance == cluster_balance
+    _, X_unit = clusterer._inference(lambda x: x, X)
+    penalty = module.regularizer(torch.as_tensor(X_unit))
+    if cluster_balance == 0:
+        assert penalty is None
+    else:
+        assert 0 <= penalty.item() <= cluster_balance * math.log(3) + 1e-6

@@ -4,7 +4,7 @@ from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
-from ._training import TrainingDivergedError
+from ._training import SamplerWarning, TrainingDivergedError
 from ._vae import VAEEncoder
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "CEBMOutlierDetector",
     "GMMCEBMClusterer",
     "IGEBMEncoder",
+    "SamplerWarning",
     "TrainingDivergedError",
     "VAEEncoder",
 ]

@@ -340,7 +340,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
     @property
     def history_(self):
         """skorch ``History`` of the training: per epoch ``train_loss``, ``energy_data``,
-        ``energy_model``, ``energy_gap`` and ``dur`` (seconds)."""
+        ``energy_model``, ``energy_gap``, ``chain_displacement`` and ``dur`` (seconds)."""
         check_is_fitted(self, "net_")
         return self.net_.history
 

@@ -87,7 +87,8 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     net_ : skorch.NeuralNet
         The trained network; ``net_.module_`` is the torch model.
     history_ : skorch.callbacks.History
-        Per-epoch ``train_loss``, ``energy_data``, ``energy_model`` and ``energy_gap``.
+        Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
+        ``chain_displacement``.
     n_iter_ : int
         Epochs trained in total.
     input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)

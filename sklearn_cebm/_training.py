@@ -5,20 +5,31 @@ around a :class:`~sklearn_cebm._core.model.ConjugateEnergyModel` and call ``fit`
 ``partial_fit`` on it.
 """
 
+import warnings
+
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
 
 from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics
 
-__all__ = ["PCDNet", "TrainingDivergedError"]
+__all__ = ["PCDNet", "SamplerMonitor", "SamplerWarning", "TrainingDivergedError"]
 
 # Energies beyond this magnitude mean the energy has run away: the L2 penalty keeps
 # well-behaved runs orders of magnitude below it.
 ENERGY_MAGNITUDE_LIMIT = 1e6
 
-_DIAGNOSTICS = ("energy_data", "energy_model", "energy_gap")
+# Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
+# hover near zero. A gap of this many energy units means the chains no longer follow the
+# energy (the speed issue's runaway run reached -100).
+ENERGY_GAP_WARNING = 10.0
+# Root-mean-square change per coordinate over one SGLD run, in the sampler's [-1, 1] box,
+# below which the chains are not exploring (pinned to the box's faces, or noise and steps
+# too small to move them).
+STUCK_CHAIN_DISPLACEMENT = 1e-3
+
+_DIAGNOSTICS = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -41,11 +52,77 @@ class TrainingDivergedError(RuntimeError):
     """
 
 
+class SamplerWarning(UserWarning):
+    """The PCD sampler looks unhealthy: a runaway energy gap, or chains that do not move.
+
+    Issued at most once per kind and fit by :class:`SamplerMonitor`, a default callback of
+    every estimator's training.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn_cebm import CEBMEncoder, SamplerWarning
+    >>> X = np.random.default_rng(0).normal(size=(100, 3))
+    >>> frozen = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, sgld_steps=2,
+    ...                      sgld_step_size=0.0, sgld_noise=0.0, buffer_size=50)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = frozen.fit(X)
+    >>> any(issubclass(w.category, SamplerWarning) for w in caught)
+    True
+    """
+
+
 def _divergence_message(what):
     return (
         f"CEBM training diverged: {what}. Lower learning_rate or sgld_step_size, raise "
         "energy_l2, or scale the inputs to a moderate range; the estimator was left unchanged."
     )
+
+
+class SamplerMonitor(Callback):
+    """Warn, once per fit, when the per-epoch diagnostics say the sampler is not keeping up.
+
+    Reads ``energy_gap`` and ``chain_displacement`` from the epoch's history and issues a
+    :class:`SamplerWarning` naming the setting to change.
+
+    Parameters
+    ----------
+    gap_limit : float, default=10.0
+        Largest healthy ``|E(data) - E(model)|``, in energy units.
+    stuck_displacement : float, default=1e-3
+        Smallest healthy RMS move of a chain coordinate over one SGLD run.
+    """
+
+    def __init__(self, gap_limit=ENERGY_GAP_WARNING, stuck_displacement=STUCK_CHAIN_DISPLACEMENT):
+        self.gap_limit = gap_limit
+        self.stuck_displacement = stuck_displacement
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.warned_ = set()
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = net.history[-1]
+        gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
+        if abs(gap) > self.gap_limit:
+            self._warn_once(
+                "gap",
+                f"The energy gap E(data) - E(model) reached {gap:+.3g} in epoch "
+                f"{epoch['epoch']}: the SGLD chains no longer follow the energy. Raise "
+                "sgld_steps or sgld_step_size, or lower learning_rate.",
+            )
+        if net.sgld_steps > 0 and displacement < self.stuck_displacement:
+            self._warn_once(
+                "stuck",
+                f"The SGLD chains moved {displacement:.2g} per coordinate in epoch "
+                f"{epoch['epoch']}: they look stuck. Raise sgld_step_size or sgld_noise.",
+            )
+
+    def _warn_once(self, kind, message):
+        if kind not in self.warned_:
+            self.warned_.add(kind)
+            warnings.warn(message, SamplerWarning, stacklevel=2)
 
 
 class PCDNet(NeuralNet):
@@ -54,8 +131,9 @@ class PCDNet(NeuralNet):
     Each step draws chains from a replay buffer, advances them with SGLD (Eq. 3) with the
     weights frozen, and descends the
     :class:`~sklearn_cebm._core.losses.ContrastiveDivergenceLoss` on one fused forward pass
-    of the noisy data batch and the model samples. The mean energies of both and their gap
-    are recorded per batch and averaged per epoch in ``history``.
+    of the noisy data batch and the model samples. The mean energies of both, their gap and
+    the chains' RMS move per coordinate (``chain_displacement``) are recorded per batch and
+    averaged per epoch in ``history``; :class:`SamplerMonitor` warns when they look wrong.
 
     Parameters
     ----------
@@ -107,6 +185,7 @@ class PCDNet(NeuralNet):
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             *diagnostics,
+            ("sampler_monitor", SamplerMonitor()),
             ("print_log", PrintLog()),
         ]
 
@@ -152,6 +231,8 @@ class PCDNet(NeuralNet):
                 generator=generator,
             )
         buffer.update(indices, samples)
+        displacement = (samples - initial).pow(2).mean().sqrt().item()
+        self.history.record_batch("chain_displacement", displacement)
         return samples
 
     def train_step_single(self, batch, **fit_params):

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 from skorch.exceptions import DeviceWarning
 
-from sklearn_cebm import CEBMEncoder, TrainingDivergedError
+from sklearn_cebm import CEBMEncoder, SamplerWarning, TrainingDivergedError
 
 from .conftest import CHEAP_SETTINGS
 
@@ -308,3 +308,35 @@ def test_cebmencoder_training_separates_data_from_noise():
     # Uniform noise in the data's bounding box is mostly far from the data's thin
     # ellipsoid; an untrained model scores the two about the same.
     assert gap > 1.0
+
+
+def test_cebmencoder_warns_when_the_energy_gap_runs_away():
+    X = np.random.default_rng(0).standard_normal((300, 4))
+    # Without SGLD the model samples stay uniform noise, so nothing checks the energy's
+    # descent on the data: the gap runs to about -45 within ten epochs.
+    settings = {
+        **CHEAP_SETTINGS,
+        "hidden_layer_sizes": (32,),
+        "max_iter": 10,
+        "batch_size": 50,
+        "sgld_steps": 0,
+        "learning_rate": 1e-2,
+    }
+    encoder = CEBMEncoder(**settings, energy_l2=0.0, random_state=0)
+    with pytest.warns(SamplerWarning, match="energy gap") as caught:
+        encoder.fit(X)
+    assert len([w for w in caught if "energy gap" in str(w.message)]) == 1, "once per fit"
+    assert abs(encoder.history_[-1, "energy_gap"]) > 10
+
+
+def test_cebmencoder_warns_when_chains_do_not_move(blobs):
+    settings = {**CHEAP_SETTINGS, "sgld_step_size": 0.0, "sgld_noise": 0.0}
+    with pytest.warns(SamplerWarning, match="stuck"):
+        encoder = CEBMEncoder(**settings, random_state=0).fit(blobs[0])
+    assert encoder.history_[-1, "chain_displacement"] == 0.0
+
+
+def test_cebmencoder_records_chain_displacement(fitted):
+    displacement = fitted.history_[:, "chain_displacement"]
+    assert len(displacement) == fitted.n_iter_
+    assert all(d > 1e-3 for d in displacement)

@@ -169,13 +169,8 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             buffer_reinit_fraction=self.buffer_reinit_fraction,
             data_noise=self.data_noise,
             seed=int(seeds[2]),
-            **self._extra_net_params(),
         )
         return net.initialize()
-
-    def _extra_net_params(self):
-        """Further keyword arguments for the :class:`PCDNet`; a hook for subclasses."""
-        return {}
 
     # ----------------------------------------------------------------- training
     def _fit_new(self, X, epochs):

@@ -292,21 +292,27 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         """
         return float(np.mean(self.score_samples(X)))
 
-    def _sample_unit(self, n_samples, n_steps, random_state, energy_module=None):
-        """SGLD samples in the scaled units; ``energy_module`` defaults to the marginal E(x)."""
+    def _draw_samples(self, n_samples, n_steps, random_state, energy_module=None):
+        """SGLD samples from noise in the caller's units; ``energy_module`` defaults to E(x)."""
+        if int(n_samples) < 1 or int(n_steps) < 0:
+            raise ValueError(
+                f"sample needs n_samples >= 1 and n_steps >= 0; got {n_samples} and {n_steps}."
+            )
         module = self._module()
         device = next(module.parameters()).device
-        seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+        seed_source = self.random_state if random_state is None else random_state
+        seed = check_random_state(seed_source).randint(np.iinfo(np.int32).max)
         generator = torch.Generator(device).manual_seed(int(seed))
-        return sample_from_noise(
+        samples = sample_from_noise(
             module if energy_module is None else energy_module,
-            n_samples,
+            int(n_samples),
             (self.n_features_in_,),
-            n_steps=n_steps,
+            n_steps=int(n_steps),
             step_size=self.sgld_step_size,
             noise_std=self.sgld_noise,
             generator=generator,
         )
+        return from_unit_range(samples.cpu().numpy(), self.input_offset_, self.input_scale_)
 
     def sample(self, n_samples=1, *, n_steps=500, random_state=None):
         """Draw samples from the model by SGLD from uniform noise (the paper's Fig. 2).
@@ -324,13 +330,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples, `n_features_in_`)
             Samples in the units of the training data, inside its range.
         """
-        if int(n_samples) < 1 or int(n_steps) < 0:
-            raise ValueError(
-                f"sample needs n_samples >= 1 and n_steps >= 0; got {n_samples} and {n_steps}."
-            )
-        seed_source = self.random_state if random_state is None else random_state
-        samples = self._sample_unit(int(n_samples), int(n_steps), seed_source)
-        return from_unit_range(samples.cpu().numpy(), self.input_offset_, self.input_scale_)
+        return self._draw_samples(n_samples, n_steps, random_state)
 
     @property
     def history_(self):

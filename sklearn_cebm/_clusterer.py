@@ -17,7 +17,6 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseCEBM
 from ._core.biases import GaussianMixtureBias
 from ._core.model import ComponentEnergy
-from ._scaling import from_unit_range
 
 __all__ = ["GMMCEBMClusterer"]
 
@@ -442,14 +441,8 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
             raise ValueError(
                 f"component must be an integer in [0, {self.n_clusters}); got {component!r}."
             )
-        if int(n_samples) < 1 or int(n_steps) < 0:
-            raise ValueError(
-                f"sample needs n_samples >= 1 and n_steps >= 0; got {n_samples} and {n_steps}."
-            )
-        seed_source = self.random_state if random_state is None else random_state
         energy = ComponentEnergy(self._module(), component)
-        samples = self._sample_unit(int(n_samples), int(n_steps), seed_source, energy)
-        return from_unit_range(samples.cpu().numpy(), self.input_offset_, self.input_scale_)
+        return self._draw_samples(n_samples, n_steps, random_state, energy)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -215,8 +215,7 @@ def posterior_kl_and_mi(name, model, X, seed):
         mean, std = model.transform(X, return_std=True)
     elif name == "GMM-CEBM":
         module = model._module()
-        _, (mean, std) = model._inference(module.bias_method("most_probable_posterior_mean_std"), X)
-        mean, std = mean.numpy(), std.numpy()
+        mean, std = model._inference(module.bias_method("most_probable_posterior_mean_std"), X)
         prior = _gaussian_mixture_log_density(
             model.cluster_means_, model.cluster_stds_, model.weights_
         )

@@ -224,12 +224,18 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         return module
 
     def _inference(self, function, X):
-        """Validate ``X``, scale it, and map ``function`` over it in batches."""
+        """Validate ``X``, scale it, and map ``function`` over it in batches.
+
+        Returns the output (or tuple of outputs) as numpy arrays in X's float dtype.
+        """
         X = self._validate_input(X, reset=False)
         module = self._module()
         device = next(module.parameters()).device
         X_unit = to_unit_range(X, self.input_offset_, self.input_scale_)
-        return X, map_batches(function, X_unit, _INFERENCE_BATCH_SIZE, device)
+        outputs = map_batches(function, X_unit, _INFERENCE_BATCH_SIZE, device)
+        if isinstance(outputs, tuple):
+            return tuple(output.numpy().astype(X.dtype) for output in outputs)
+        return outputs.numpy().astype(X.dtype)
 
     def score_samples(self, X):
         """Unnormalised log-density ``log p(x) + log Z = -E(x)`` of each sample.
@@ -246,9 +252,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         -------
         ndarray of shape (n_samples,)
         """
-        module = self._module()
-        X, energy = self._inference(module, X)
-        return -energy.numpy().astype(X.dtype)
+        return -self._inference(self._module(), X)
 
     def score_gradient_norm(self, X):
         """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.
@@ -275,8 +279,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         def gradient_norm(batch):
             return energy_input_gradient_norm(module, batch, input_scale)
 
-        X, norms = self._inference(gradient_norm, X)
-        return norms.numpy().astype(X.dtype)
+        return self._inference(gradient_norm, X)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``.

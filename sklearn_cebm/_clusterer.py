@@ -254,8 +254,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
     def _seed_means(self, X):
         """Place the component means by k-means++ on the codes ``t_1 / (-2 t_2)`` of X."""
         module = self._module()
-        _, codes = self._inference(module.bias_method("statistic_means"), X)
-        codes = codes.numpy().astype(np.float64)
+        codes = self._inference(module.bias_method("statistic_means"), X).astype(np.float64)
         n_clusters = min(self.n_clusters, codes.shape[0])
         centers, _ = kmeans_plusplus(
             codes, n_clusters, random_state=check_random_state(self.random_state)
@@ -371,9 +370,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         ndarray of shape (n_samples, n_clusters)
             Rows sum to one; in X's float dtype.
         """
-        module = self._module()
-        X, proba = self._inference(module.bias_method("responsibilities"), X)
-        return proba.numpy().astype(X.dtype)
+        return self._inference(self._module().bias_method("responsibilities"), X)
 
     def predict(self, X):
         """Most probable cluster of each sample.
@@ -386,9 +383,8 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         -------
         ndarray of shape (n_samples,), dtype int64
         """
-        module = self._module()
-        _, energies = self._inference(module.bias_method("component_energy"), X)
-        return energies.argmin(dim=1).numpy().astype(np.int64)
+        energies = self._inference(self._module().bias_method("component_energy"), X)
+        return energies.argmin(axis=1).astype(np.int64)
 
     def transform(self, X, mixture_mean=False):
         """Posterior mean of z under the most probable cluster, or under the whole mixture.
@@ -407,12 +403,9 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         """
         module = self._module()
         if mixture_mean:
-            X, mean = self._inference(module.bias_method("posterior_mixture_mean"), X)
-        else:
-            X, (mean, _) = self._inference(
-                module.bias_method("most_probable_posterior_mean_std"), X
-            )
-        return mean.numpy().astype(X.dtype)
+            return self._inference(module.bias_method("posterior_mixture_mean"), X)
+        mean, _ = self._inference(module.bias_method("most_probable_posterior_mean_std"), X)
+        return mean
 
     def sample(self, n_samples=1, *, component=None, n_steps=500, random_state=None):
         """Draw samples by SGLD from uniform noise, from ``p(x)`` or from ``p(x | y)``.

@@ -211,10 +211,8 @@ class CEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Z_std : ndarray of shape (n_samples, n_components)
             Posterior stds; only when ``return_std`` is True.
         """
-        module = self._module()
-        X, (mean, std) = self._inference(module.posterior_mean_std, X)
-        mean = mean.numpy().astype(X.dtype)
-        return (mean, std.numpy().astype(X.dtype)) if return_std else mean
+        mean, std = self._inference(self._module().posterior_mean_std, X)
+        return (mean, std) if return_std else mean
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -210,9 +210,7 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         ndarray of shape (n_samples, n_components)
             In X's float dtype.
         """
-        module = self._module()
-        X, features = self._inference(module.features, X)
-        return features.numpy().astype(X.dtype)
+        return self._inference(self._module().features, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

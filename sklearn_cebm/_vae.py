@@ -236,10 +236,8 @@ class VAEEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Z_std : ndarray of shape (n_samples, n_components)
             Only when ``return_std`` is True.
         """
-        module = self._module()
-        X, (mean, std) = self._inference(module.posterior, X)
-        mean = mean.numpy().astype(X.dtype)
-        return (mean, std.numpy().astype(X.dtype)) if return_std else mean
+        mean, std = self._inference(self._module().posterior, X)
+        return (mean, std) if return_std else mean
 
     def score_samples(self, X):
         """The ELBO of each sample, a lower bound on ``log p(x)`` (see Notes).

@@ -69,7 +69,8 @@ def test_gmmcebmclusterer_transform_picks_most_probable_component(fitted, blobs)
     X, _ = blobs
     module = fitted.net_.module_
     with torch.no_grad():
-        means, _ = module.posterior_mean_std(torch.as_tensor(fitted._inference(lambda x: x, X)[1]))
+        X_unit = torch.as_tensor(fitted._inference(lambda x: x, X), dtype=torch.float32)
+        means, _ = module.posterior_mean_std(X_unit)
     labels = fitted.predict(X)
     expected = means[np.arange(len(X)), labels].numpy()
     np.testing.assert_allclose(fitted.transform(X), expected, rtol=1e-5, atol=1e-6)
@@ -106,7 +107,7 @@ def test_gmmcebmclusterer_score_samples_is_marginal_over_y_and_z(blobs):
     settings = {**SETTINGS, "n_components": 1, "learn_weights": True}
     clusterer = GMMCEBMClusterer(**settings, random_state=6).fit(X[:20])
     module = clusterer.net_.module_
-    _, X_unit = clusterer._inference(lambda x: x, X[:20])
+    X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X[:20]), dtype=torch.float32)
     grid = torch.linspace(-30.0, 30.0, 60001, dtype=torch.float64).unsqueeze(-1)
     step = (grid[1] - grid[0]).item()
     with torch.no_grad():
@@ -258,8 +259,8 @@ def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(blobs, cluster_balanc
     clusterer = GMMCEBMClusterer(**settings, random_state=10).fit(X)
     module = clusterer.net_.module_
     assert module.bias.cluster_balance == cluster_balance
-    _, X_unit = clusterer._inference(lambda x: x, X)
-    penalty = module.regularizer(torch.as_tensor(X_unit))
+    X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X), dtype=torch.float32)
+    penalty = module.regularizer(X_unit)
     if cluster_balance == 0:
         assert penalty is None
     else:

@@ -12,12 +12,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
-from ._core.losses import ContrastiveDivergenceLoss
+from ._core.losses import ContrastiveDivergenceLoss, DenoisingScoreMatchingLoss
 from ._core.model import ConjugateEnergyModel, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._core.sgld import sample_from_noise
 from ._scaling import fit_unit_range, from_unit_range, to_unit_range
-from ._training import PCDNet
+from ._training import DSMNet, PCDNet
 
 # Rows per forward pass at inference: large enough to keep the kernels busy, small enough
 # that a conv net's activations for 28x28 images stay well under a gigabyte.
@@ -79,6 +79,8 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "objective": [StrOptions({"pcd", "dsm"})],
+        "dsm_noise": [Interval(Real, 0, None, closed="neither")],
         "sgld_steps": [Interval(Integral, 0, None, closed="left")],
         "sgld_step_size": [Interval(Real, 0, None, closed="left")],
         "sgld_noise": [Interval(Real, 0, None, closed="left")],
@@ -157,6 +159,15 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         )
 
     def _build_net(self, model, device, seeds):
+        if self.objective == "dsm":
+            net = DSMNet(
+                module=model,
+                criterion=DenoisingScoreMatchingLoss,
+                criterion__noise_std=self.dsm_noise,
+                **self._skorch_params(device, seeds),
+                seed=int(seeds[2]),
+            )
+            return net.initialize()
         net = PCDNet(
             module=model,
             criterion=ContrastiveDivergenceLoss,

@@ -54,6 +54,15 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Data examples (and as many model samples) per update.
     learning_rate : float, default=1e-4
         Adam's step size.
+    objective : {'pcd', 'dsm'}, default='pcd'
+        The training objective. 'pcd' is the paper's persistent contrastive divergence with
+        SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
+        needs no sampling (the ``sgld_*``, ``buffer_*``, ``energy_l2`` and ``data_noise``
+        settings are then unused) and is several times cheaper per update, but learns the
+        density of the data convolved with ``dsm_noise``.
+    dsm_noise : float, default=0.1
+        Std of the noise of denoising score matching, in the scaled units (the data span
+        [-1, 1]); only used with ``objective='dsm'``.
     sgld_steps : int, default=60
         SGLD steps per update.
     sgld_step_size : float, default=1.0
@@ -73,7 +82,9 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks.
     verbose : int, default=0
-        Print skorch's per-epoch table when positive.
+        When positive, show skorch's progress bar during each epoch (batches done, rate,
+        time left, the latest loss and energy gap) and print its per-epoch table (loss,
+        energies, energy gap, chain movement, seconds).
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the data order, the data noise and the chains.
     warm_start : bool, default=False
@@ -88,7 +99,8 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         The trained network; ``net_.module_`` is the torch model.
     history_ : skorch.callbacks.History
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
-        ``chain_displacement``.
+        ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
+        ``energy_data`` only.
     n_iter_ : int
         Epochs trained in total.
     input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
@@ -153,6 +165,8 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         max_iter=30,
         batch_size=128,
         learning_rate=1e-4,
+        objective="pcd",
+        dsm_noise=0.1,
         sgld_steps=60,
         sgld_step_size=1.0,
         sgld_noise=7.5e-3,
@@ -175,6 +189,8 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.objective = objective
+        self.dsm_noise = dsm_noise
         self.sgld_steps = sgld_steps
         self.sgld_step_size = sgld_step_size
         self.sgld_noise = sgld_noise

@@ -1,7 +1,8 @@
-"""Persistent contrastive divergence on skorch: the training layer.
+"""Training an energy on skorch: persistent contrastive divergence or score matching.
 
 Knows torch and skorch, not scikit-learn. The public estimators build a :class:`PCDNet`
-around a :class:`~sklearn_cebm._core.model.ConjugateEnergyModel` and call ``fit`` or
+(or, for ``objective='dsm'``, a :class:`DSMNet`) around a
+:class:`~sklearn_cebm._core.model.ConjugateEnergyModel` and call ``fit`` or
 ``partial_fit`` on it.
 """
 
@@ -9,12 +10,19 @@ import warnings
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
 from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics
 
-__all__ = ["PCDNet", "SamplerMonitor", "SamplerWarning", "TrainingDivergedError"]
+__all__ = [
+    "DSMNet",
+    "EnergyNet",
+    "PCDNet",
+    "SamplerMonitor",
+    "SamplerWarning",
+    "TrainingDivergedError",
+]
 
 # Energies beyond this magnitude mean the energy has run away: the L2 penalty keeps
 # well-behaved runs orders of magnitude below it.
@@ -125,7 +133,116 @@ class SamplerMonitor(Callback):
             warnings.warn(message, SamplerWarning, stacklevel=2)
 
 
-class PCDNet(NeuralNet):
+class EnergyNet(NeuralNet):
+    """What the energy trainers share: a seeded generator, and loud failure on divergence.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the generator that drives every random draw of training.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, *args, seed, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def _progress_callbacks(self, postfix_keys):
+        """skorch's progress bar (batches, rate and ETA per epoch) when ``verbose`` is on."""
+        if not self.verbose:
+            return []
+        bar = ProgressBar(postfix_keys=["train_loss", *postfix_keys])
+        return [("progress_bar", bar)]
+
+    def initialize(self):
+        """Initialise skorch's components and the random generator."""
+        super().initialize()
+        self.random_generator_ = torch.Generator().manual_seed(self.seed)
+        return self
+
+    def device_generator(self):
+        """The generator for draws on the training device.
+
+        On the CPU it is the persistent ``random_generator_``; on another device a generator
+        seeded from it, rebuilt after unpickling, so a pickled net never holds device state.
+        """
+        device = torch.device(self.device)
+        if device.type == "cpu":
+            return self.random_generator_
+        generator = self.__dict__.get("_device_generator")
+        if generator is None or generator.device != device:
+            seed = int(torch.randint(2**62, (1,), generator=self.random_generator_))
+            generator = torch.Generator(device).manual_seed(seed)
+            self._device_generator = generator
+        return generator
+
+    def _check_energies(self, **energies):
+        for name, energy in energies.items():
+            if not torch.isfinite(energy).all():
+                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
+            largest = energy.abs().max().item()
+            if largest > ENERGY_MAGNITUDE_LIMIT:
+                raise TrainingDivergedError(
+                    _divergence_message(f"energy of {name} reached {largest:.3g}")
+                )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Refuse to finish with non-finite weights."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        for name, parameter in self.module_.named_parameters():
+            if not torch.isfinite(parameter).all():
+                raise TrainingDivergedError(_divergence_message(f"weight {name} is not finite"))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_generator", None)
+        return state
+
+
+class DSMNet(EnergyNet):
+    """A skorch net whose training step is one denoising-score-matching update.
+
+    No sampling: each step noises the data batch and matches the energy's score to the
+    noise's (:class:`~sklearn_cebm._core.losses.DenoisingScoreMatchingLoss`, the
+    criterion). The mean energy of the noised batch is recorded per batch and averaged per
+    epoch in ``history`` as ``energy_data``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the generator that draws the noise.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`; ``criterion__noise_std`` sets the noise.
+    """
+
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("energy_data", PassthroughScoring(name="energy_data", on_train=True)),
+            *self._progress_callbacks(["energy_data"]),
+            ("print_log", PrintLog()),
+        ]
+
+    def train_step_single(self, batch, **fit_params):
+        """One score-matching loss and its gradients; records the data energy."""
+        self._set_training(True)
+        x_data, _ = unpack_data(batch)
+        x_data = x_data.to(self.device, torch.float32)
+        loss, energies = self.criterion_(self.module_, x_data, self.device_generator())
+        self._check_energies(data=energies)
+        regularizer = getattr(self.module_, "regularizer", None)
+        penalty = None if regularizer is None else regularizer(x_data)
+        if penalty is not None:
+            loss = loss + penalty
+        loss.backward()
+        self.history.record_batch("energy_data", energies.mean().item())
+        return {"loss": loss, "y_pred": energies}
+
+
+class PCDNet(EnergyNet):
     """A skorch net whose training step is one PCD update (Sec. 2.1).
 
     Each step draws chains from a replay buffer, advances them with SGLD (Eq. 3) with the
@@ -164,7 +281,6 @@ class PCDNet(NeuralNet):
         buffer_size,
         buffer_reinit_fraction,
         data_noise,
-        seed,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -174,7 +290,6 @@ class PCDNet(NeuralNet):
         self.buffer_size = buffer_size
         self.buffer_reinit_fraction = buffer_reinit_fraction
         self.data_noise = data_noise
-        self.seed = seed
 
     @property
     def _default_callbacks(self):
@@ -186,31 +301,15 @@ class PCDNet(NeuralNet):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             *diagnostics,
             ("sampler_monitor", SamplerMonitor()),
+            *self._progress_callbacks(["energy_gap"]),
             ("print_log", PrintLog()),
         ]
 
     def initialize(self):
         """Initialise skorch's components, the random generator and an empty replay buffer."""
         super().initialize()
-        self.random_generator_ = torch.Generator().manual_seed(self.seed)
         self.replay_buffer_ = None
         return self
-
-    def device_generator(self):
-        """The generator for draws on the training device.
-
-        On the CPU it is the persistent ``random_generator_``; on another device a generator
-        seeded from it, rebuilt after unpickling, so a pickled net never holds device state.
-        """
-        device = torch.device(self.device)
-        if device.type == "cpu":
-            return self.random_generator_
-        generator = self.__dict__.get("_device_generator")
-        if generator is None or generator.device != device:
-            seed = int(torch.randint(2**62, (1,), generator=self.random_generator_))
-            generator = torch.Generator(device).manual_seed(seed)
-            self._device_generator = generator
-        return generator
 
     def sample_model(self, n_samples, sample_shape):
         """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
@@ -246,7 +345,7 @@ class PCDNet(NeuralNet):
         energy_data, energy_model = self.module_(torch.cat([x_data, x_model])).split(
             x_data.shape[0]
         )
-        self._check_energies(energy_data, energy_model)
+        self._check_energies(data=energy_data, **{"model samples": energy_model})
         loss = self.criterion_(energy_data, energy_model)
         regularizer = getattr(self.module_, "regularizer", None)
         penalty = None if regularizer is None else regularizer(x_data)
@@ -258,25 +357,3 @@ class PCDNet(NeuralNet):
         self.history.record_batch("energy_model", mean_model)
         self.history.record_batch("energy_gap", mean_data - mean_model)
         return {"loss": loss, "y_pred": energy_data}
-
-    def _check_energies(self, energy_data, energy_model):
-        for name, energy in (("data", energy_data), ("model samples", energy_model)):
-            if not torch.isfinite(energy).all():
-                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
-            largest = energy.abs().max().item()
-            if largest > ENERGY_MAGNITUDE_LIMIT:
-                raise TrainingDivergedError(
-                    _divergence_message(f"energy of {name} reached {largest:.3g}")
-                )
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Refuse to finish with non-finite weights."""
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        for name, parameter in self.module_.named_parameters():
-            if not torch.isfinite(parameter).all():
-                raise TrainingDivergedError(_divergence_message(f"weight {name} is not finite"))
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_device_generator", None)
-        return state

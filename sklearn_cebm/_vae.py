@@ -21,6 +21,8 @@ __all__ = ["VAEEncoder"]
 _SCORE_DRAWS = 16
 
 _PCD_PARAMETERS = (
+    "objective",
+    "dsm_noise",
     "sgld_steps",
     "sgld_step_size",
     "sgld_noise",

@@ -21,6 +21,7 @@ CHEAP_SETTINGS_FOR_VAE = {
 
 ESTIMATORS = [
     CEBMEncoder(**CHEAP_SETTINGS),
+    CEBMEncoder(**CHEAP_SETTINGS, objective="dsm"),
     GMMCEBMClusterer(**CHEAP_SETTINGS_FOR_CLUSTERING),
     CEBMOutlierDetector(**CHEAP_SETTINGS),
     CEBMOutlierDetector(**CHEAP_SETTINGS, outlier_score="gradient_norm"),

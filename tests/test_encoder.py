@@ -72,6 +72,19 @@ def test_cebmencoder_history_has_energy_diagnostics(fitted):
         assert epoch["energy_gap"] == pytest.approx(epoch["energy_data"] - epoch["energy_model"])
 
 
+def test_cebmencoder_score_matching_objective_learns_without_sampling(blobs):
+    X, _ = blobs
+    settings = {**CHEAP_SETTINGS, "max_iter": 20, "learning_rate": 1e-2}
+    encoder = CEBMEncoder(**settings, objective="dsm", random_state=0).fit(X)
+    again = CEBMEncoder(**settings, objective="dsm", random_state=0).fit(X)
+    noise = np.random.default_rng(1).uniform(X.min(), X.max(), size=(500, X.shape[1]))
+
+    assert encoder.score_samples(X).mean() > encoder.score_samples(noise).mean() + 1.0
+    assert "energy_data" in encoder.history_[-1] and "energy_gap" not in encoder.history_[-1]
+    assert not hasattr(encoder.net_, "replay_buffer_")
+    np.testing.assert_array_equal(encoder.transform(X), again.transform(X))
+
+
 def test_cebmencoder_warm_start_and_partial_fit_continue_training(blobs):
     X, _ = blobs
     encoder = CEBMEncoder(**CHEAP_SETTINGS, warm_start=True, random_state=0).fit(X)
@@ -149,6 +162,23 @@ def test_cebmencoder_passes_skorch_callbacks(blobs):
     assert not hasattr(counter, "epochs"), "the parameter itself must not be mutated by fit"
 
 
+@pytest.mark.parametrize("objective", ["pcd", "dsm"])
+def test_cebmencoder_verbose_shows_progress_bar_and_epoch_table(blobs, capsys, objective):
+    CEBMEncoder(**CHEAP_SETTINGS, objective=objective, verbose=1).fit(blobs[0])
+    captured = capsys.readouterr()
+    # 150 rows in batches of 32: the bar counts towards 5 batches per epoch.
+    assert "/5 [" in captured.err and "it/s" in captured.err
+    assert "train_loss" in captured.out and "energy_data" in captured.out
+    if objective == "pcd":
+        assert "energy_gap" in captured.out
+
+
+def test_cebmencoder_quiet_by_default(blobs, capsys):
+    CEBMEncoder(**CHEAP_SETTINGS).fit(blobs[0])
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
 def test_cebmencoder_divergence_is_reported_and_leaves_estimator_unchanged(blobs):
     X, _ = blobs
     settings = {**CHEAP_SETTINGS, "learning_rate": 1e6, "max_iter": 5, "energy_l2": 0.0}
@@ -203,6 +233,8 @@ def test_cebmencoder_rejects_wrong_feature_count(fitted):
         ({"device": "tpu:9"}, "not a device"),
         ({"n_components": 0}, "n_components"),
         ({"encoder": "transformer"}, "encoder"),
+        ({"objective": "nce"}, "objective"),
+        ({"objective": "dsm", "dsm_noise": 0.0}, "dsm_noise"),
     ],
 )
 def test_cebmencoder_rejects_bad_parameters(blobs, params, message):

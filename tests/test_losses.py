@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_cebm._core.losses import ContrastiveDivergenceLoss, cluster_balance_divergence
+from sklearn_cebm._core.losses import (
+    ContrastiveDivergenceLoss,
+    DenoisingScoreMatchingLoss,
+    cluster_balance_divergence,
+    denoising_score_matching_loss,
+)
 
 
 def _tiny_energy(seed):
@@ -124,3 +129,47 @@ def test_cluster_balance_divergence_of_one_cluster_taking_everything():
     assert torch.isfinite(logits.grad).all()
     hard = torch.tensor([[0.0, 0.0, 1.0]] * 4, dtype=torch.float64).log()  # log 0 = -inf
     assert cluster_balance_divergence(hard, weights.log()).item() == pytest.approx(-math.log(0.3))
+
+
+class _Quadratic(nn.Module):
+    """``E(x) = a/2 * ||x||**2``: the energy of N(0, 1/a) in every coordinate."""
+
+    def __init__(self, precision):
+        super().__init__()
+        self.precision = nn.Parameter(torch.tensor(float(precision), dtype=torch.float64))
+
+    def forward(self, x):
+        return 0.5 * self.precision * x.pow(2).sum(dim=1)
+
+
+def test_score_matching_loss_matches_its_closed_form_on_gaussian_data():
+    # With x ~ N(0, s**2) per coordinate and E = a x**2 / 2, sigma * E'(x + sigma eps) - eps
+    # is sigma a x + (sigma**2 a - 1) eps, so the loss per coordinate is
+    # (sigma**2 a**2 s**2 + (sigma**2 a - 1)**2) / 2.
+    generator = torch.Generator().manual_seed(0)
+    s, sigma, a, dims = 0.7, 0.3, 1.5, 4
+    x = s * torch.randn(200_000, dims, generator=generator, dtype=torch.float64)
+
+    loss, energies = denoising_score_matching_loss(_Quadratic(a), x, sigma, generator)
+
+    expected = dims * 0.5 * (sigma**2 * a**2 * s**2 + (sigma**2 * a - 1) ** 2)
+    assert energies.shape == (200_000,)
+    assert loss.item() == pytest.approx(expected, rel=0.01)
+
+
+def test_score_matching_is_minimised_by_the_noised_data_density():
+    # The closed form above is smallest at a = 1 / (s**2 + sigma**2): the precision of the
+    # data convolved with the noise.
+    generator = torch.Generator().manual_seed(1)
+    s, sigma = 0.5, 0.4
+    x = s * torch.randn(20_000, 2, generator=generator, dtype=torch.float64)
+    energy = _Quadratic(1.0)
+    optimizer = torch.optim.Adam(energy.parameters(), lr=0.05)
+    loss_module = DenoisingScoreMatchingLoss(sigma)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss, _ = loss_module(energy, x, generator)
+        loss.backward()
+        optimizer.step()
+
+    assert energy.precision.item() == pytest.approx(1 / (s**2 + sigma**2), rel=0.05)

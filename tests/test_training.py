@@ -7,9 +7,9 @@ from torch import nn
 
 from sklearn_cebm._core.biases import GaussianMixtureBias, SphericalGaussianBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
-from sklearn_cebm._core.losses import ContrastiveDivergenceLoss
+from sklearn_cebm._core.losses import ContrastiveDivergenceLoss, DenoisingScoreMatchingLoss
 from sklearn_cebm._core.model import ConjugateEnergyModel
-from sklearn_cebm._training import PCDNet, TrainingDivergedError
+from sklearn_cebm._training import DSMNet, PCDNet, TrainingDivergedError
 
 N_FEATURES = 8
 
@@ -227,3 +227,54 @@ def test_update_gradient_adds_the_models_regularizer():
     expected = torch.autograd.grad(loss, parameters)
     for parameter, wanted in zip(parameters, expected, strict=True):
         torch.testing.assert_close(parameter.grad, wanted, rtol=1e-5, atol=1e-7)
+
+
+def _dsm_net(seed, noise_std=0.1, **overrides):
+    """A DSMNet assembled as ``BaseCEBM._build_net`` does for ``objective='dsm'``."""
+    settings = {**dict(lr=2e-2, max_epochs=5, batch_size=32), **overrides}
+    net = DSMNet(
+        module=_model(seed),
+        criterion=DenoisingScoreMatchingLoss,
+        criterion__noise_std=noise_std,
+        optimizer=torch.optim.Adam,
+        train_split=None,
+        iterator_train__shuffle=True,
+        iterator_train__generator=torch.Generator().manual_seed(seed + 1),
+        verbose=0,
+        device="cpu",
+        seed=seed + 2,
+        **settings,
+    )
+    return net.initialize()
+
+
+def test_score_matching_lowers_data_energy_below_noise_energy():
+    X = _blobs(10)
+    net = _dsm_net(10)
+    noise = _uniform_noise(2000, 11)
+
+    net.fit(X, None)
+
+    with torch.no_grad():
+        energy_data = net.module_(torch.as_tensor(X)).mean().item()
+        energy_noise = net.module_(noise).mean().item()
+    assert energy_noise - energy_data > 2.0
+    losses = net.history[:, "train_loss"]
+    assert losses[-1] < losses[0]
+    assert set(net.history[-1]) >= {"train_loss", "energy_data"}
+    assert "energy_gap" not in net.history[-1]
+
+
+def test_score_matching_same_seed_gives_identical_weights():
+    X = _blobs(12, n_samples=64)
+    first, second = _dsm_net(12, max_epochs=2), _dsm_net(12, max_epochs=2)
+    first.fit(X, None)
+    second.fit(X, None)
+    for name, value in first.module_.state_dict().items():
+        assert torch.equal(value, second.module_.state_dict()[name]), name
+
+
+def test_score_matching_divergence_raises():
+    net = _dsm_net(13, lr=1e6, max_epochs=3)
+    with pytest.raises(TrainingDivergedError):
+        net.fit(_blobs(13), None)

@@ -5,7 +5,12 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ContrastiveDivergenceLoss", "cluster_balance_divergence"]
+__all__ = [
+    "ContrastiveDivergenceLoss",
+    "DenoisingScoreMatchingLoss",
+    "cluster_balance_divergence",
+    "denoising_score_matching_loss",
+]
 
 
 class ContrastiveDivergenceLoss(nn.Module):
@@ -31,6 +36,62 @@ class ContrastiveDivergenceLoss(nn.Module):
         contrast = energy_data.mean() - energy_model.mean()
         magnitude = (energy_data**2).mean() + (energy_model**2).mean()
         return contrast + self.energy_l2 * magnitude
+
+
+class DenoisingScoreMatchingLoss(nn.Module):
+    """:func:`denoising_score_matching_loss` as a module holding its noise level.
+
+    Parameters
+    ----------
+    noise_std : float
+        Std ``sigma`` of the Gaussian noise added to the data.
+    """
+
+    def __init__(self, noise_std):
+        super().__init__()
+        self.noise_std = noise_std
+
+    def forward(self, energy, x, generator=None):
+        """``(loss, energies of the noised batch)`` for the energy function on batch x."""
+        return denoising_score_matching_loss(energy, x, self.noise_std, generator)
+
+
+def denoising_score_matching_loss(energy, x, noise_std, generator=None):
+    """Denoising score matching (Vincent, 2011) of the energy's score on Gaussian-noised data.
+
+    With ``x_noisy = x + noise_std * eps``, the score of the noising kernel is
+    ``-eps / noise_std``, and the model's score is ``-grad_x E(x_noisy)``. The loss is
+    their squared distance weighted by ``noise_std**2``, averaged over the batch:
+    ``0.5 * mean_n || noise_std * grad_x E(x_noisy_n) - eps_n ||**2``. Its minimiser over
+    all energies is the score of the data convolved with the noise, so the energy is
+    learned without sampling from the model, at the price of a smoothed density. The
+    gradient is taken with ``create_graph=True``, so the loss backpropagates into the
+    weights.
+
+    Parameters
+    ----------
+    energy : callable
+        Maps a batch ``(n, *shape)`` to energies ``(n,)``.
+    x : torch.Tensor of shape (n, *shape)
+        Clean data.
+    noise_std : float
+        Std ``sigma`` of the Gaussian noise.
+    generator : torch.Generator, default=None
+        Draws the noise.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A non-negative scalar.
+    energies : torch.Tensor of shape (n,)
+        ``E(x_noisy)``, for diagnostics.
+    """
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    x_noisy = (x + noise_std * noise).requires_grad_(True)
+    energies = energy(x_noisy)
+    (gradient,) = torch.autograd.grad(energies.sum(), x_noisy, create_graph=True)
+    residual = noise_std * gradient - noise
+    return 0.5 * residual.flatten(1).pow(2).sum(dim=1).mean(), energies
 
 
 def cluster_balance_divergence(log_responsibilities, log_weights):

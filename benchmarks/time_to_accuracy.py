@@ -1,0 +1,295 @@
+"""Few-label accuracy on Fashion-MNIST against wall-clock training time, per setting.
+
+Each setting is a set of ``CEBMEncoder`` parameters. It trains on the training images and,
+whenever its training time passes a checkpoint, stops the clock, scores the codes with the
+paper's Table 2 protocol (logistic regression on 1, 10 and 100 labelled images per class,
+``--n-draws`` draws, and on the whole training set) plain and on standardised codes, and
+goes on training. Raw pixels are scored once with the same protocol.
+
+Writes ``--output`` (default ``benchmarks/results/time_to_accuracy``): ``results.json``
+(appended to by every run, keyed by setting), ``results.md`` (the table) and
+``time_to_accuracy.png``.
+
+Run from the repository root on an idle machine::
+
+    python benchmarks/time_to_accuracy.py --settings pcd10 pcd20 --checkpoints 300 600
+    python benchmarks/time_to_accuracy.py --list
+    python benchmarks/time_to_accuracy.py --quick   # seconds, on a synthetic stand-in
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from skorch.callbacks import Callback
+
+from sklearn_cebm import CEBMEncoder
+from sklearn_cebm.datasets import load_fashion_mnist
+from sklearn_cebm.evaluation import few_label_accuracy
+
+IMAGE_SHAPE = (1, 28, 28)
+LABELS_PER_CLASS = (1, 10, 100, None)
+
+# Named settings: CEBMEncoder parameters on top of the estimator's defaults. The
+# "paper" one spells out the authors' recipe whatever the defaults are.
+SETTINGS = {
+    "defaults": {},
+    "paper": dict(sgld_steps=60, learning_rate=1e-4, batch_size=128),
+    "pcd20": dict(sgld_steps=20, learning_rate=1e-4),
+    "pcd20-lr3e-4": dict(sgld_steps=20, learning_rate=3e-4),
+    "pcd10-lr3e-4": dict(sgld_steps=10, learning_rate=3e-4),
+    "pcd10-lr1e-3": dict(sgld_steps=10, learning_rate=1e-3),
+    "pcd5-lr3e-4": dict(sgld_steps=5, learning_rate=3e-4),
+    "dsm-0.1": dict(objective="dsm", dsm_noise=0.1, learning_rate=1e-4),
+    "dsm-0.3": dict(objective="dsm", dsm_noise=0.3, learning_rate=1e-4),
+    "dsm-0.3-lr1e-3": dict(objective="dsm", dsm_noise=0.3, learning_rate=1e-3),
+}
+
+# The issue's measurement of raw pixels with this protocol, for the table's last row.
+ISSUE_PIXELS = (47, 71, 79, 83)
+
+
+class Checkpoints(Callback):
+    """Interrupt training (skorch ends ``fit`` cleanly on KeyboardInterrupt) each time the
+    training time, summed over calls, passes the next checkpoint."""
+
+    def __init__(self, checkpoints):
+        self.checkpoints = checkpoints
+
+    def initialize(self):
+        self.spent_ = 0.0
+        self.next_ = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.started_ = time.perf_counter()
+
+    def on_batch_end(self, net, **kwargs):
+        elapsed = self.spent_ + time.perf_counter() - self.started_
+        if elapsed >= self.checkpoints[self.next_]:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, net, **kwargs):
+        self.spent_ += time.perf_counter() - self.started_
+        self.next_ = min(self.next_ + 1, len(self.checkpoints) - 1)
+
+
+def _synthetic(n, rng):
+    y = rng.integers(0, 10, size=n)
+    images = rng.uniform(0, 55, size=(n, 28, 28)).astype(np.float32)
+    for i, label in enumerate(y):
+        images[i, 3 + 2 * label : 7 + 2 * label, 4:24] += 200.0
+    return images.reshape(n, -1), y
+
+
+def load_data(args, rng):
+    if args.quick:
+        return (*_synthetic(args.n_train, rng), *_synthetic(args.n_test, rng))
+    X_train, y_train = load_fashion_mnist(subset="train", return_X_y=True)
+    X_test, y_test = load_fashion_mnist(subset="test", return_X_y=True)
+    train = rng.permutation(len(X_train))[: args.n_train]
+    return X_train[train], y_train[train], X_test[: args.n_test], y_test[: args.n_test]
+
+
+def score_features(train, y_train, test, y_test, args):
+    """The protocol, plain and standardised: ``{"plain": [...], "standardized": [...]}``."""
+    budgets = LABELS_PER_CLASS if not args.quick else (1, 10, None)
+    scores = {}
+    for key, standardize in (("plain", False), ("standardized", True)):
+        result = few_label_accuracy(
+            train,
+            y_train,
+            test,
+            y_test,
+            labels_per_class=budgets,
+            n_draws=args.n_draws,
+            standardize=standardize,
+            random_state=args.seed,
+        )
+        scores[key] = [[100 * result[b][0], 100 * result[b][1]] for b in budgets]
+    return scores
+
+
+def _iterations(encoder):
+    return int(sum(len(epoch["batches"]) for epoch in encoder.history_))
+
+
+def run_setting(name, data, args):
+    X_train, y_train, X_test, y_test = data
+    checkpoints = Checkpoints(sorted(args.checkpoints))
+    params = dict(
+        image_shape=IMAGE_SHAPE,
+        max_iter=10_000,  # the checkpoints stop training
+        random_state=args.seed,
+        callbacks=[("checkpoints", checkpoints)],
+        device="cpu",
+        **(dict(n_components=8, batch_size=32, sgld_steps=2) if args.quick else {}),
+    )
+    params.update(SETTINGS[name])
+    encoder = CEBMEncoder(**params)
+    rows = []
+    for index, checkpoint in enumerate(sorted(args.checkpoints)):
+        start = time.perf_counter()
+        if index == 0:
+            encoder.fit(X_train)
+        else:
+            encoder.partial_fit(X_train)
+        wall = time.perf_counter() - start
+        clock = dict(encoder.net_.callbacks_)["checkpoints"].spent_
+        evaluation_start = time.perf_counter()
+        scores = score_features(
+            encoder.transform(X_train), y_train, encoder.transform(X_test), y_test, args
+        )
+        codes = encoder.transform(X_test)
+        recent = [b["energy_gap"] for b in encoder.history_[-1]["batches"][-50:]]
+        row = dict(
+            checkpoint=checkpoint,
+            training_seconds=clock,
+            call_seconds=wall,
+            iterations=_iterations(encoder),
+            energy_gap=float(np.mean(recent)),
+            code_std=float(codes.std(axis=0).mean()),
+            evaluation_seconds=time.perf_counter() - evaluation_start,
+            **scores,
+        )
+        rows.append(row)
+        print(_row_text(name, row), flush=True)
+    return dict(params={k: repr(v) for k, v in SETTINGS[name].items()}, rows=rows)
+
+
+def _row_text(name, row):
+    plain = " / ".join(f"{mean:.1f}" for mean, _ in row["plain"])
+    standard = " / ".join(f"{mean:.1f}" for mean, _ in row["standardized"])
+    return (
+        f"{name:>16} {row['training_seconds']:7.0f} s {row['iterations']:6d} it | "
+        f"plain {plain} | standardised {standard} | code std {row['code_std']:.3g}"
+    )
+
+
+def write_outputs(results, args):
+    header = [
+        "# Few-label accuracy against training time, Fashion-MNIST",
+        "",
+        f"- command: `python benchmarks/time_to_accuracy.py {' '.join(sys.argv[1:])}` "
+        "(the last run; every run adds its settings to results.json)",
+        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{__import__('os').cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}",
+        f"- data: {args.n_train} training images, {args.n_test} test images; "
+        f"{args.n_draws} draws per budget; seed {args.seed}",
+        "- accuracy in % at 1 / 10 / 100 labels per class / full training set: logistic "
+        "regression on the codes as `transform` gives them (plain, the paper's protocol) and "
+        "after a StandardScaler fitted on the labelled subset (standardised)",
+        "- seconds are training time only (the clock stops while a checkpoint is scored)",
+        "",
+        "| setting | parameters | training s | iterations | E gap | code std | plain | "
+        "standardised |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines = list(header)
+    for name, result in results.items():
+        if name == "pixels":
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in result["params"].items()) or "defaults"
+        for row in result["rows"]:
+            plain = " / ".join(f"{mean:.1f}" for mean, _ in row["plain"])
+            standard = " / ".join(f"{mean:.1f}" for mean, _ in row["standardized"])
+            gap = row["energy_gap"]
+            gap = "-" if gap is None else f"{gap:+.2f}"
+            lines.append(
+                f"| {name} | {params} | {row['training_seconds']:.0f} | {row['iterations']} | "
+                f"{gap} | {row['code_std']:.3g} | {plain} | {standard} |"
+            )
+    if "pixels" in results:
+        pixels = results["pixels"]
+        plain = " / ".join(f"{mean:.1f}" for mean, _ in pixels["plain"])
+        standard = " / ".join(f"{mean:.1f}" for mean, _ in pixels["standardized"])
+        lines.append(f"| raw pixels / 255 | | | | | | {plain} | {standard} |")
+    lines.append(f"| raw pixels (issue 5) | | | | | | {' / '.join(map(str, ISSUE_PIXELS))} | |")
+    (args.output / "results.md").write_text("\n".join(lines) + "\n")
+    _plot(results, args.output / "time_to_accuracy.png")
+
+
+def _plot(results, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    budgets = LABELS_PER_CLASS
+    figure, axes = plt.subplots(1, len(budgets), figsize=(4 * len(budgets), 3.5), sharex=True)
+    for name, result in results.items():
+        if name == "pixels":
+            continue
+        seconds = [row["training_seconds"] for row in result["rows"]]
+        for column, axis in enumerate(axes):
+            values = [row["plain"][column][0] for row in result["rows"] if row["plain"][column:]]
+            if len(values) == len(seconds):
+                axis.plot(seconds, values, marker="o", label=name)
+    for column, axis in enumerate(axes):
+        if "pixels" in results and column < len(results["pixels"]["plain"]):
+            axis.axhline(results["pixels"]["plain"][column][0], color="k", ls="--", label="pixels")
+        label = budgets[column]
+        axis.set_title(f"{label} labels per class" if label else "full training set")
+        axis.set_xlabel("training seconds")
+    axes[0].set_ylabel("test accuracy (%), plain")
+    axes[-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", nargs="*", default=["defaults"], choices=sorted(SETTINGS))
+    parser.add_argument("--checkpoints", nargs="*", type=float, default=[300, 600, 1200])
+    parser.add_argument("--pixels", action="store_true", help="also score raw pixels")
+    parser.add_argument("--n-train", type=int, default=60_000)
+    parser.add_argument("--n-test", type=int, default=10_000)
+    parser.add_argument("--n-draws", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--list", action="store_true", help="print the settings and exit")
+    parser.add_argument("--quick", action="store_true", help="synthetic data, tiny budgets")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/time_to_accuracy"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_train, args.n_test, args.n_draws = 300, 100, 2
+        args.checkpoints = [1.0, 2.0]
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.list:
+        for name, params in SETTINGS.items():
+            print(f"{name:>16}: {params}")
+        return {}
+    torch.set_num_threads(args.threads)
+    args.output.mkdir(parents=True, exist_ok=True)
+    store = args.output / "results.json"
+    results = json.loads(store.read_text())["results"] if store.exists() else {}
+    data = load_data(args, np.random.default_rng(args.seed))
+    if args.pixels:
+        X_train, y_train, X_test, y_test = data
+        results["pixels"] = score_features(X_train / 255.0, y_train, X_test / 255.0, y_test, args)
+        print("pixels", results["pixels"], flush=True)
+    for name in args.settings:
+        results[name] = run_setting(name, data, args)
+        store.write_text(json.dumps({"results": results}, indent=1))
+        write_outputs(results, args)
+    store.write_text(json.dumps({"results": results}, indent=1))
+    write_outputs(results, args)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -97,9 +97,13 @@ def load_data(args, rng):
     return X_train[train], y_train[train], X_test[: args.n_test], y_test[: args.n_test]
 
 
+def _budgets(args):
+    return LABELS_PER_CLASS if not args.quick else (1, 10, None)
+
+
 def score_features(train, y_train, test, y_test, args):
     """The protocol, plain and standardised: ``{"plain": [...], "standardized": [...]}``."""
-    budgets = LABELS_PER_CLASS if not args.quick else (1, 10, None)
+    budgets = _budgets(args)
     scores = {}
     for key, standardize in (("plain", False), ("standardized", True)):
         result = few_label_accuracy(
@@ -147,13 +151,14 @@ def run_setting(name, data, args):
             encoder.transform(X_train), y_train, encoder.transform(X_test), y_test, args
         )
         codes = encoder.transform(X_test)
-        recent = [b["energy_gap"] for b in encoder.history_[-1]["batches"][-50:]]
+        batches = encoder.history_[-1]["batches"][-50:]
+        recent = [batch["energy_gap"] for batch in batches if "energy_gap" in batch]
         row = dict(
             checkpoint=checkpoint,
             training_seconds=clock,
             call_seconds=wall,
             iterations=_iterations(encoder),
-            energy_gap=float(np.mean(recent)),
+            energy_gap=float(np.mean(recent)) if recent else None,
             code_std=float(codes.std(axis=0).mean()),
             evaluation_seconds=time.perf_counter() - evaluation_start,
             **scores,
@@ -213,10 +218,10 @@ def write_outputs(results, args):
         lines.append(f"| raw pixels / 255 | | | | | | {plain} | {standard} |")
     lines.append(f"| raw pixels (issue 5) | | | | | | {' / '.join(map(str, ISSUE_PIXELS))} | |")
     (args.output / "results.md").write_text("\n".join(lines) + "\n")
-    _plot(results, args.output / "time_to_accuracy.png")
+    _plot(results, _budgets(args), args.output / "time_to_accuracy.png")
 
 
-def _plot(results, path):
+def _plot(results, budgets, path):
     try:
         import matplotlib
 
@@ -224,7 +229,6 @@ def _plot(results, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    budgets = LABELS_PER_CLASS
     figure, axes = plt.subplots(1, len(budgets), figsize=(4 * len(budgets), 3.5), sharex=True)
     for name, result in results.items():
         if name == "pixels":

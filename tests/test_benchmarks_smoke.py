@@ -46,3 +46,24 @@ def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     for name in ("cebm", "gmm-cebm", "igebm", "vae", "rbm"):
         assert (tmp_path / f"samples_{name}.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["training"]["VAE"]["iterations"] > 0
+
+
+def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "time_to_accuracy", SCRIPT.with_name("time_to_accuracy.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--quick", "--pixels", "--settings", "defaults", "dsm-0.1", "--output", str(tmp_path)]
+    results = module.main(argv)
+
+    assert set(results) == {"pixels", "defaults", "dsm-0.1"}
+    for name in ("defaults", "dsm-0.1"):
+        rows = results[name]["rows"]
+        assert [row["checkpoint"] for row in rows] == [1.0, 2.0]
+        assert rows[1]["iterations"] > rows[0]["iterations"] > 0
+        assert rows[1]["training_seconds"] >= 2.0
+        assert len(rows[0]["plain"]) == len(rows[0]["standardized"]) == 3
+    assert results["dsm-0.1"]["rows"][0]["energy_gap"] is None
+    assert "| defaults |" in (tmp_path / "results.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["results"].keys() == results.keys()

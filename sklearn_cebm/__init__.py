@@ -4,6 +4,7 @@ from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
+from ._presets import paper_settings
 from ._training import SamplerWarning, TrainingDivergedError
 from ._vae import VAEEncoder
 
@@ -15,5 +16,6 @@ __all__ = [
     "SamplerWarning",
     "TrainingDivergedError",
     "VAEEncoder",
+    "paper_settings",
 ]
 __version__ = "0.1.0.dev0"

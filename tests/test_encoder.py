@@ -372,3 +372,20 @@ def test_cebmencoder_records_chain_displacement(fitted):
     displacement = fitted.history_[:, "chain_displacement"]
     assert len(displacement) == fitted.n_iter_
     assert all(d > 1e-3 for d in displacement)
+
+
+def test_paper_settings_are_valid_parameters_of_every_cebm_estimator():
+    from sklearn_cebm import (
+        CEBMOutlierDetector,
+        GMMCEBMClusterer,
+        IGEBMEncoder,
+        paper_settings,
+    )
+
+    settings = paper_settings()
+    assert settings["sgld_steps"] == 60 and settings["max_iter"] * 469 >= 90_000
+    for estimator in (CEBMEncoder, GMMCEBMClusterer, CEBMOutlierDetector, IGEBMEncoder):
+        params = estimator(**settings, image_shape=(1, 28, 28)).get_params()
+        assert {key: params[key] for key in settings} == settings
+    settings["sgld_steps"] = 1
+    assert paper_settings()["sgld_steps"] == 60

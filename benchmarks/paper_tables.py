@@ -150,7 +150,7 @@ def neural_models(args):
         random_state=args.seed,
         device="cpu",
     )
-    ebm = dict(common, sgld_steps=args.sgld_steps, learning_rate=1e-4)
+    ebm = dict(common, sgld_steps=args.sgld_steps, learning_rate=args.learning_rate)
 
     def budget(name):
         return [WallClockBudget(args.budget, f"train {name}")]
@@ -486,6 +486,7 @@ def parse_args(argv):
     parser.add_argument("--n-components", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sgld-steps", type=int, default=20)
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="for the EBMs")
     parser.add_argument("--sample-steps", type=int, default=500)
     parser.add_argument("--n-images", type=int, default=64, help="samples per grid")
     parser.add_argument("--rbm-iter", type=int, default=10)

@@ -60,9 +60,10 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
     assert set(results) == {"pixels", "defaults", "dsm-0.1"}
     for name in ("defaults", "dsm-0.1"):
         rows = results[name]["rows"]
-        assert [row["checkpoint"] for row in rows] == [1.0, 2.0]
-        assert rows[1]["iterations"] > rows[0]["iterations"] > 0
-        assert rows[1]["training_seconds"] >= 2.0
+        assert [row["checkpoint"] for row in rows] == [1.0, 3.0]
+        # Timing decides how many updates fit in; the clock only guarantees the order.
+        assert rows[1]["iterations"] >= rows[0]["iterations"] > 0
+        assert rows[1]["training_seconds"] >= 3.0 and rows[0]["training_seconds"] >= 1.0
         assert len(rows[0]["plain"]) == len(rows[0]["standardized"]) == 3
     assert results["dsm-0.1"]["rows"][0]["energy_gap"] is None
     assert "| defaults |" in (tmp_path / "results.md").read_text()

@@ -37,8 +37,8 @@ class CEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Training epochs.
     batch_size : int, default=128
         Data examples (and as many model samples) per update.
-    learning_rate : float, default=1e-4
-        Adam's step size.
+    learning_rate : float, default=1e-3
+        Adam's step size. The paper's is 1e-4 (see :func:`~sklearn_cebm.paper_settings`).
     objective : {'pcd', 'dsm'}, default='pcd'
         The training objective. 'pcd' is the paper's persistent contrastive divergence with
         SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
@@ -48,8 +48,10 @@ class CEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
     dsm_noise : float, default=0.1
         Std of the noise of denoising score matching, in the scaled units (the data span
         [-1, 1]); only used with ``objective='dsm'``.
-    sgld_steps : int, default=60
-        SGLD steps per update.
+    sgld_steps : int, default=5
+        SGLD steps per update. The paper takes 60; with the persistent chains, 5 steps and
+        a larger ``learning_rate`` give better codes for the same training time on a CPU
+        (``benchmarks/results/time_to_accuracy``).
     sgld_step_size : float, default=1.0
         Multiplier of the energy gradient in each SGLD step, in the scaled units.
     sgld_noise : float, default=7.5e-3
@@ -125,10 +127,10 @@ class CEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         hidden_layer_sizes=(256, 256),
         max_iter=30,
         batch_size=128,
-        learning_rate=1e-4,
+        learning_rate=1e-3,
         objective="pcd",
         dsm_noise=0.1,
-        sgld_steps=60,
+        sgld_steps=5,
         sgld_step_size=1.0,
         sgld_noise=7.5e-3,
         buffer_size=5000,

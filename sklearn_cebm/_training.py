@@ -93,7 +93,9 @@ class SamplerMonitor(Callback):
     """Warn, once per fit, when the per-epoch diagnostics say the sampler is not keeping up.
 
     Reads ``energy_gap`` and ``chain_displacement`` from the epoch's history and issues a
-    :class:`SamplerWarning` naming the setting to change.
+    :class:`SamplerWarning` naming the setting to change. A gap beyond the limit must last
+    ``patience`` epochs in a row: one epoch's excursion that the chains then catch up with
+    is common early in training and is no runaway.
 
     Parameters
     ----------
@@ -101,11 +103,19 @@ class SamplerMonitor(Callback):
         Largest healthy ``|E(data) - E(model)|``, in energy units.
     stuck_displacement : float, default=1e-3
         Smallest healthy RMS move of a chain coordinate over one SGLD run.
+    patience : int, default=2
+        Consecutive epochs the gap must exceed ``gap_limit`` before the warning.
     """
 
-    def __init__(self, gap_limit=ENERGY_GAP_WARNING, stuck_displacement=STUCK_CHAIN_DISPLACEMENT):
+    def __init__(
+        self,
+        gap_limit=ENERGY_GAP_WARNING,
+        stuck_displacement=STUCK_CHAIN_DISPLACEMENT,
+        patience=2,
+    ):
         self.gap_limit = gap_limit
         self.stuck_displacement = stuck_displacement
+        self.patience = patience
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.warned_ = set()
@@ -113,12 +123,14 @@ class SamplerMonitor(Callback):
     def on_epoch_end(self, net, **kwargs):
         epoch = net.history[-1]
         gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
-        if abs(gap) > self.gap_limit:
+        recent = [past.get("energy_gap", 0.0) for past in net.history[-self.patience :]]
+        if len(recent) == self.patience and all(abs(g) > self.gap_limit for g in recent):
             self._warn_once(
                 "gap",
                 f"The energy gap E(data) - E(model) reached {gap:+.3g} in epoch "
-                f"{epoch['epoch']}: the SGLD chains no longer follow the energy. Raise "
-                "sgld_steps or sgld_step_size, or lower learning_rate.",
+                f"{epoch['epoch']} and stayed beyond {self.gap_limit:g} for {self.patience} "
+                "epochs: the SGLD chains no longer follow the energy. Raise sgld_steps or "
+                "sgld_step_size, or lower learning_rate.",
             )
         if net.sgld_steps > 0 and displacement < self.stuck_displacement:
             self._warn_once(

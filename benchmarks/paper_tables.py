@@ -40,7 +40,13 @@ from sklearn.neural_network import BernoulliRBM
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
-from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, IGEBMEncoder, VAEEncoder
+from sklearn_cebm import (
+    CEBMEncoder,
+    GMMCEBMClusterer,
+    IGEBMEncoder,
+    TrainingDivergedError,
+    VAEEncoder,
+)
 from sklearn_cebm.datasets import load_fashion_mnist
 from sklearn_cebm.evaluation import (
     aggregate_posterior_kl_and_mi,
@@ -463,7 +469,11 @@ def write_markdown(path, results, training, args, header):
         f"{args.n_images} samples per EBM after {args.sample_steps} SGLD steps from uniform "
         "noise (as Fig. 2); the VAE's are decoded prior draws.",
         "",
-        *(f"![{name}](samples_{name.lower()}.png)" for name in training if name != "PCA"),
+        *(
+            f"![{name}](samples_{name.lower()}.png)"
+            for name in results
+            if name not in ("PCA", "pixels")
+        ),
         "",
     ]
     path.write_text("\n".join(lines))
@@ -546,7 +556,18 @@ def main(argv=None):
     for name, model in stages:
         stages.set_postfix_str(name)
         start = time.perf_counter()
-        model.fit(data[0])
+        try:
+            model.fit(data[0])
+        except TrainingDivergedError as error:
+            # A diverged model is a result too: say so in the table and go on.
+            training[name] = {
+                "seconds": time.perf_counter() - start,
+                "epochs": "-",
+                "iterations": "-",
+                "settings": f"{_settings(name, model, args)}; **diverged**: {error}",
+            }
+            _write_all(args, argv, results, training)
+            continue
         seconds = time.perf_counter() - start
         info = {
             "seconds": seconds,

@@ -164,6 +164,7 @@ def run_setting(name, data, args):
             call_seconds=wall,
             iterations=_iterations(encoder),
             energy_gap=float(np.mean(recent)) if recent else None,
+            epoch_energy_gaps=[epoch.get("energy_gap") for epoch in encoder.history_],
             code_std=float(codes.std(axis=0).mean()),
             evaluation_seconds=time.perf_counter() - evaluation_start,
             **scores,

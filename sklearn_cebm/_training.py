@@ -189,6 +189,12 @@ class EnergyNet(NeuralNet):
             self._device_generator = generator
         return generator
 
+    def _with_regularizer(self, loss, x_data):
+        """``loss`` plus the module's own penalty on the data batch, where it has one."""
+        regularizer = getattr(self.module_, "regularizer", None)
+        penalty = None if regularizer is None else regularizer(x_data)
+        return loss if penalty is None else loss + penalty
+
     def _check_energies(self, **energies):
         for name, energy in energies.items():
             if not torch.isfinite(energy).all():
@@ -245,10 +251,7 @@ class DSMNet(EnergyNet):
         x_data = x_data.to(self.device, torch.float32)
         loss, energies = self.criterion_(self.module_, x_data, self.device_generator())
         self._check_energies(data=energies)
-        regularizer = getattr(self.module_, "regularizer", None)
-        penalty = None if regularizer is None else regularizer(x_data)
-        if penalty is not None:
-            loss = loss + penalty
+        loss = self._with_regularizer(loss, x_data)
         loss.backward()
         self.history.record_batch("energy_data", energies.mean().item())
         return {"loss": loss, "y_pred": energies}
@@ -359,10 +362,7 @@ class PCDNet(EnergyNet):
         )
         self._check_energies(data=energy_data, **{"model samples": energy_model})
         loss = self.criterion_(energy_data, energy_model)
-        regularizer = getattr(self.module_, "regularizer", None)
-        penalty = None if regularizer is None else regularizer(x_data)
-        if penalty is not None:
-            loss = loss + penalty
+        loss = self._with_regularizer(loss, x_data)
         loss.backward()
         mean_data, mean_model = energy_data.mean().item(), energy_model.mean().item()
         self.history.record_batch("energy_data", mean_data)

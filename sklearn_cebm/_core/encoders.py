@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from .input_convolution import InputGradientConv2d
+
 __all__ = ["ConvEncoder", "MLPEncoder", "initialize_layers"]
 
 # The paper's network (Nijkamp et al., 2019a): channels, kernel sizes and strides of the
@@ -82,7 +84,10 @@ class ConvEncoder(nn.Module):
         layers = []
         in_channels = image_shape[0]
         for out_channels, kernel, stride in zip(channels, kernel_sizes, strides, strict=True):
-            layers += [nn.Conv2d(in_channels, out_channels, kernel, stride, padding=1), nn.SiLU()]
+            # Only the first layer, with its few input channels, gains from the matrix-product
+            # input gradient; oneDNN's own is faster for the wide layers after it.
+            convolution = InputGradientConv2d if not layers else nn.Conv2d
+            layers += [convolution(in_channels, out_channels, kernel, stride, padding=1), nn.SiLU()]
             in_channels = out_channels
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(in_channels * height * width, n_outputs)

@@ -22,14 +22,16 @@ import json
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import joblib
 import numpy as np
 import sklearn
 import torch
 from skorch.callbacks import Callback
 
-from sklearn_cebm import CEBMEncoder, paper_settings
+from sklearn_cebm import CEBMEncoder, SamplerWarning, paper_settings
 from sklearn_cebm.datasets import load_fashion_mnist
 from sklearn_cebm.evaluation import few_label_accuracy
 
@@ -143,14 +145,20 @@ def run_setting(name, data, args):
     rows = []
     for index, checkpoint in enumerate(checkpoints):
         start = time.perf_counter()
-        if index == 0:
-            encoder.fit(X_train)
-            clock = dict(encoder.net_.callbacks_)["clock"]
-        clock.target = checkpoint
-        # partial_fit trains one epoch at most: call it until the clock stops it.
-        while clock.spent_ < checkpoint:
-            encoder.partial_fit(X_train)
+        # Kept, not shown: the row says whether the sampler monitor saw trouble.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SamplerWarning)
+            if index == 0:
+                encoder.fit(X_train)
+                clock = dict(encoder.net_.callbacks_)["clock"]
+            clock.target = checkpoint
+            # partial_fit trains one epoch at most: call it until the clock stops it.
+            while clock.spent_ < checkpoint:
+                encoder.partial_fit(X_train)
         wall = time.perf_counter() - start
+        if args.save_models is not None:
+            args.save_models.mkdir(parents=True, exist_ok=True)
+            joblib.dump(encoder, args.save_models / f"{name}-{checkpoint:.0f}s.joblib")
         evaluation_start = time.perf_counter()
         scores = score_features(
             encoder.transform(X_train), y_train, encoder.transform(X_test), y_test, args
@@ -165,6 +173,9 @@ def run_setting(name, data, args):
             iterations=_iterations(encoder),
             energy_gap=float(np.mean(recent)) if recent else None,
             epoch_energy_gaps=[epoch.get("energy_gap") for epoch in encoder.history_],
+            sampler_warnings=sorted(
+                {str(w.message) for w in caught if issubclass(w.category, SamplerWarning)}
+            ),
             code_std=float(codes.std(axis=0).mean()),
             evaluation_seconds=time.perf_counter() - evaluation_start,
             **scores,
@@ -270,6 +281,9 @@ def parse_args(argv):
     parser.add_argument("--list", action="store_true", help="print the settings and exit")
     parser.add_argument("--quick", action="store_true", help="synthetic data, tiny budgets")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/time_to_accuracy"))
+    parser.add_argument(
+        "--save-models", type=Path, default=None, help="joblib-dump the encoder at each checkpoint"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.n_draws = 300, 100, 2

@@ -86,6 +86,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         "sgld_noise": [Interval(Real, 0, None, closed="left")],
         "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "buffer_reinit_fraction": [Interval(Real, 0, 1, closed="both")],
+        "chain_init": [StrOptions({"uniform", "gaussian"})],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
@@ -178,6 +179,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             sgld_noise=self.sgld_noise,
             buffer_size=self.buffer_size,
             buffer_reinit_fraction=self.buffer_reinit_fraction,
+            chain_init=self.chain_init,
             data_noise=self.data_noise,
             seed=int(seeds[2]),
         )
@@ -307,7 +309,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         return float(np.mean(self.score_samples(X)))
 
     def _draw_samples(self, n_samples, n_steps, random_state, energy_module=None):
-        """SGLD samples from noise in the caller's units; ``energy_module`` defaults to E(x)."""
+        """SGLD samples in the caller's units; ``energy_module`` defaults to E(x)."""
         if int(n_samples) < 1 or int(n_steps) < 0:
             raise ValueError(
                 f"sample needs n_samples >= 1 and n_steps >= 0; got {n_samples} and {n_steps}."
@@ -325,11 +327,16 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             step_size=self.sgld_step_size,
             noise_std=self.sgld_noise,
             generator=generator,
+            # Chains start where training's did; score-matching nets have no start.
+            start=getattr(self.net_, "chain_start_", None),
         )
         return from_unit_range(samples.cpu().numpy(), self.input_offset_, self.input_scale_)
 
     def sample(self, n_samples=1, *, n_steps=500, random_state=None):
-        """Draw samples from the model by SGLD from uniform noise (the paper's Fig. 2).
+        """Draw samples from the model by SGLD from fresh chains (the paper's Fig. 2).
+
+        The chains start where training's restart: uniform noise, or with
+        ``chain_init='gaussian'`` the Gaussian fitted to the training data.
 
         Parameters
         ----------

@@ -68,9 +68,9 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
     objective : {'pcd', 'dsm'}, default='pcd'
         The training objective. 'pcd' is the paper's persistent contrastive divergence with
         SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
-        needs no sampling (the ``sgld_*``, ``buffer_*``, ``energy_l2`` and ``data_noise``
-        settings are then unused) and is several times cheaper per update, but learns the
-        density of the data convolved with ``dsm_noise``.
+        needs no sampling (the ``sgld_*``, ``buffer_*``, ``chain_init``, ``energy_l2`` and
+        ``data_noise`` settings are then unused) and is several times cheaper per update,
+        but learns the density of the data convolved with ``dsm_noise``.
     dsm_noise : float, default=0.1
         Std of the noise of denoising score matching, in the scaled units (the data span
         [-1, 1]); only used with ``objective='dsm'``.
@@ -83,7 +83,11 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
     buffer_size : int, default=5000
         Persistent chains in the replay buffer.
     buffer_reinit_fraction : float, default=0.05
-        Share of each batch of chains restarted from uniform noise.
+        Share of each batch of chains restarted from their start (``chain_init``).
+    chain_init : {'uniform', 'gaussian'}, default='uniform'
+        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+        paper), or a Gaussian with the mean and covariance of the training data (JEM++,
+        Yang & Ji 2021), which puts short chains near the data from their first step.
     energy_l2 : float, default=5e-3
         Weight of the penalty on squared energies.
     data_noise : float, default=0.03
@@ -220,6 +224,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         sgld_noise=7.5e-3,
         buffer_size=5000,
         buffer_reinit_fraction=0.05,
+        chain_init="uniform",
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
@@ -246,6 +251,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         self.sgld_noise = sgld_noise
         self.buffer_size = buffer_size
         self.buffer_reinit_fraction = buffer_reinit_fraction
+        self.chain_init = chain_init
         self.energy_l2 = energy_l2
         self.data_noise = data_noise
         self.device = device

@@ -48,6 +48,7 @@ def paper_settings():
         sgld_noise=7.5e-3,
         buffer_size=5000,
         buffer_reinit_fraction=0.05,
+        chain_init="uniform",
         energy_l2=5e-3,
         data_noise=0.03,
     )

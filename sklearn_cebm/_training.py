@@ -13,6 +13,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
+from ._core.chain_starts import UniformStart, fit_chain_start
 from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics
 
 __all__ = [
@@ -278,7 +279,11 @@ class PCDNet(EnergyNet):
     buffer_size : int
         Number of persistent chains.
     buffer_reinit_fraction : float
-        Share of each batch of chains restarted from uniform noise.
+        Share of each batch of chains restarted from the chain start.
+    chain_init : {'uniform', 'gaussian'}
+        Where chains start (:func:`~sklearn_cebm._core.chain_starts.fit_chain_start`):
+        uniform noise on ``[-1, 1]``, or a Gaussian fitted to the first training call's
+        data, kept as ``chain_start_``.
     data_noise : float
         Std of the Gaussian noise added to every data batch.
     seed : int
@@ -296,6 +301,7 @@ class PCDNet(EnergyNet):
         buffer_size,
         buffer_reinit_fraction,
         data_noise,
+        chain_init="uniform",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -304,6 +310,7 @@ class PCDNet(EnergyNet):
         self.sgld_noise = sgld_noise
         self.buffer_size = buffer_size
         self.buffer_reinit_fraction = buffer_reinit_fraction
+        self.chain_init = chain_init
         self.data_noise = data_noise
 
     @property
@@ -324,14 +331,29 @@ class PCDNet(EnergyNet):
         """Initialise skorch's components, the random generator and an empty replay buffer."""
         super().initialize()
         self.replay_buffer_ = None
+        self.chain_start_ = None
         return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Fit the chain start to the first training call's data."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if getattr(self, "chain_start_", None) is None:
+            # Pickles made before chain starts existed have no chain_init: uniform, as then.
+            kind = getattr(self, "chain_init", "uniform")
+            self.chain_start_ = fit_chain_start(kind, torch.as_tensor(X, device="cpu"))
 
     def sample_model(self, n_samples, sample_shape):
         """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
         generator = self.device_generator()
         if self.replay_buffer_ is None:
-            self.replay_buffer_ = ReplayBuffer.from_noise(
-                self.buffer_size, sample_shape, self.buffer_reinit_fraction, generator, self.device
+            start = self.chain_start_
+            if start is None:  # a step outside fit, which has seen no data
+                if self.chain_init != "uniform":
+                    raise RuntimeError("chain_init='gaussian' needs fit to see the data first.")
+                start = UniformStart(sample_shape)
+            start = start.to(self.device)
+            self.replay_buffer_ = ReplayBuffer.from_start(
+                self.buffer_size, start, self.buffer_reinit_fraction, generator
             )
         buffer = self.replay_buffer_.to(self.device)
         indices, initial = buffer.draw(n_samples, generator)

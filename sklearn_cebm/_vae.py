@@ -28,6 +28,7 @@ _PCD_PARAMETERS = (
     "sgld_noise",
     "buffer_size",
     "buffer_reinit_fraction",
+    "chain_init",
     "energy_l2",
     "data_noise",
 )

@@ -122,6 +122,44 @@ def test_cebmencoder_sample_in_training_units_and_range(blobs):
         encoder.sample(0)
 
 
+def test_cebmencoder_gaussian_chain_start_fits_the_scaled_data(blobs):
+    X, _ = blobs
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, chain_init="gaussian", random_state=0).fit(X)
+    start = encoder.net_.chain_start_
+    scaled = (X - encoder.input_offset_) / encoder.input_scale_
+
+    # The start is fitted once, in the sampler's units, and training's chains came from it.
+    np.testing.assert_allclose(start.mean.numpy(), scaled.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(
+        (start.scale @ start.scale.T).numpy(), np.cov(scaled.T), rtol=0.01, atol=1e-3
+    )
+    assert encoder.net_.replay_buffer_.start is start
+    samples = encoder.sample(5, n_steps=0)
+    assert samples.shape == (5, X.shape[1])
+    assert np.all(samples >= X.min(axis=0) - 1e-6) and np.all(samples <= X.max(axis=0) + 1e-6)
+    # Without SGLD steps, sample() returns the start's draws: they keep the data's strong
+    # correlation of the first two features (0.8 here), which uniform noise lacks.
+    data_correlation = np.corrcoef(X[:, 0], X[:, 1])[0, 1]
+    drawn = encoder.sample(500, n_steps=0)
+    uniform = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X).sample(500, n_steps=0)
+    assert data_correlation > 0.6
+    assert abs(np.corrcoef(drawn[:, 0], drawn[:, 1])[0, 1] - data_correlation) < 0.1
+    assert abs(np.corrcoef(uniform[:, 0], uniform[:, 1])[0, 1]) < 0.15
+
+
+def test_cebmencoder_gaussian_chain_start_is_seeded_and_survives_warm_start(blobs):
+    X, _ = blobs
+    params = dict(CHEAP_SETTINGS, chain_init="gaussian", random_state=1)
+    first = CEBMEncoder(**params, warm_start=True).fit(X)
+    second = CEBMEncoder(**params).fit(X)
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    np.testing.assert_array_equal(first.sample(3, n_steps=5), second.sample(3, n_steps=5))
+
+    start = first.net_.chain_start_
+    first.fit(X[:40])  # warm start: the start fitted on the first call's data stays
+    assert first.net_.chain_start_ is start
+
+
 def test_cebmencoder_cnn_on_images():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 255, size=(40, 2 * 8 * 8))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from sklearn_cebm._core.chain_starts import GaussianStart, UniformStart
 from sklearn_cebm._core.sgld import (
     ReplayBuffer,
     frozen_parameters,
@@ -252,6 +253,31 @@ def test_replay_buffer_pickle_round_trip_on_cpu():
     assert restored.reinit_fraction == 0.25
     torch.testing.assert_close(restored.samples, buffer.samples, rtol=0, atol=0)
     assert restored.to("cpu") is restored
+
+
+def test_replay_buffer_restarts_from_its_start():
+    # A narrow Gaussian at 0.5 and chains parked at 5.0: restarts are the start's draws.
+    start = GaussianStart(torch.full((2,), 0.5), torch.full((2,), 1e-3))
+    generator = torch.Generator().manual_seed(17)
+    buffer = ReplayBuffer.from_start(30, start, 0.5, generator)
+    assert buffer.start is start and buffer.samples.shape == (30, 2)
+    torch.testing.assert_close(buffer.samples, torch.full((30, 2), 0.5), atol=5e-3, rtol=0)
+
+    buffer.samples.fill_(5.0)
+    _, states = buffer.draw(2000, generator)
+    restarted = states[(states != 5.0).all(dim=1)]
+    assert 800 < len(restarted) < 1200
+    torch.testing.assert_close(restarted, torch.full_like(restarted, 0.5), atol=5e-3, rtol=0)
+
+
+def test_replay_buffer_pickled_before_chain_starts_restarts_from_uniform_noise():
+    buffer = ReplayBuffer.__new__(ReplayBuffer)
+    buffer.__setstate__({"samples": torch.full((4, 3), 5.0), "reinit_fraction": 1.0})
+
+    assert isinstance(buffer.start, UniformStart) and buffer.start.sample_shape == (3,)
+    _, states = buffer.draw(50, torch.Generator().manual_seed(18))
+    assert (states.abs() <= 1.0).all()
+    assert isinstance(pickle.loads(pickle.dumps(buffer)).start, UniformStart)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

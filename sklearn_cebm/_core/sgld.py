@@ -4,6 +4,8 @@ import contextlib
 
 import torch
 
+from .chain_starts import UniformStart
+
 __all__ = [
     "ReplayBuffer",
     "frozen_parameters",
@@ -85,7 +87,10 @@ class ReplayBuffer:
     samples : torch.Tensor of shape (n_chains, ...)
         The chains' current states.
     reinit_fraction : float
-        Expected share of every drawn batch restarted from uniform noise.
+        Expected share of every drawn batch restarted from ``start``.
+    start : UniformStart or GaussianStart, optional
+        Where restarted chains start (:mod:`~sklearn_cebm._core.chain_starts`); uniform
+        noise on ``[-1, 1]`` by default.
 
     Notes
     -----
@@ -93,9 +98,15 @@ class ReplayBuffer:
     :meth:`to` moves it back.
     """
 
-    def __init__(self, samples, reinit_fraction):
+    def __init__(self, samples, reinit_fraction, start=None):
         self.samples = samples
         self.reinit_fraction = reinit_fraction
+        self.start = UniformStart(samples.shape[1:]) if start is None else start
+
+    @classmethod
+    def from_start(cls, n_chains, start, reinit_fraction, generator):
+        """A buffer of ``n_chains`` chains drawn from ``start``, on the generator's device."""
+        return cls(start.draw(n_chains, generator), reinit_fraction, start)
 
     @classmethod
     def from_noise(cls, n_chains, sample_shape, reinit_fraction, generator, device):
@@ -103,12 +114,13 @@ class ReplayBuffer:
         return cls(uniform_noise(n_chains, sample_shape, generator, device), reinit_fraction)
 
     def to(self, device):
-        """Move the chains to ``device``; returns ``self``."""
+        """Move the chains and their start to ``device``; returns ``self``."""
         self.samples = self.samples.to(device)
+        self.start = self.start.to(device)
         return self
 
     def draw(self, n_samples, generator):
-        """Pick ``n_samples`` chains at random; restart some from noise.
+        """Pick ``n_samples`` chains at random; restart some from ``start``.
 
         Returns
         -------
@@ -123,8 +135,8 @@ class ReplayBuffer:
         )
         states = self.samples[indices]
         restart = torch.rand(n_samples, generator=generator, device=device) < self.reinit_fraction
-        noise = uniform_noise(n_samples, self.samples.shape[1:], generator, device)
-        states[restart] = noise[restart]
+        fresh = self.start.draw(n_samples, generator)
+        states[restart] = fresh[restart]
         return indices, states
 
     def update(self, indices, states):
@@ -132,16 +144,30 @@ class ReplayBuffer:
         self.samples[indices] = states.detach()
 
     def __getstate__(self):
-        return {"samples": self.samples.cpu(), "reinit_fraction": self.reinit_fraction}
+        return {
+            "samples": self.samples.cpu(),
+            "reinit_fraction": self.reinit_fraction,
+            "start": self.start,
+        }
 
     def __setstate__(self, state):
+        # Buffers pickled before chain starts existed restarted from uniform noise.
+        state.setdefault("start", UniformStart(state["samples"].shape[1:]))
         self.__dict__.update(state)
 
 
 def sample_from_noise(
-    energy_module, n_samples, sample_shape, *, n_steps, step_size, noise_std, generator
+    energy_module,
+    n_samples,
+    sample_shape,
+    *,
+    n_steps,
+    step_size,
+    noise_std,
+    generator,
+    start=None,
 ):
-    """Draw ``n_samples`` by SGLD from uniform noise on ``[-1, 1]``, weights frozen.
+    """Draw ``n_samples`` by SGLD from fresh chains, weights frozen.
 
     Parameters
     ----------
@@ -154,12 +180,15 @@ def sample_from_noise(
         As in :func:`langevin_dynamics`.
     generator : torch.Generator
         On the module's device.
+    start : UniformStart or GaussianStart, optional
+        Where the chains start; uniform noise on ``[-1, 1]`` by default.
 
     Returns
     -------
     torch.Tensor of shape (n_samples, *sample_shape)
     """
-    initial = uniform_noise(n_samples, sample_shape, generator, generator.device)
+    start = UniformStart(sample_shape) if start is None else start.to(generator.device)
+    initial = start.draw(n_samples, generator)
     with frozen_parameters(energy_module):
         return langevin_dynamics(
             energy_module,

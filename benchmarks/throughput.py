@@ -10,6 +10,7 @@ the speed issue. Run::
 import argparse
 import json
 import platform
+import resource
 import time
 
 import numpy as np
@@ -40,6 +41,14 @@ def _rows_per_second(function, X, repeats=3):
         function(X)
         best = min(best, time.perf_counter() - start)
     return len(X) / best
+
+
+def _peak_memory_mib(device):
+    """Peak resident memory of this process (CPU) or peak allocated CUDA memory, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 def main(argv=None):
@@ -79,6 +88,7 @@ def main(argv=None):
         "transform_rows_per_second": _rows_per_second(encoder.transform, X),
         "score_samples_rows_per_second": _rows_per_second(encoder.score_samples, X),
     }
+    results["peak_memory_mib"] = _peak_memory_mib(encoder.device_)
     width = max(map(len, results))
     for key, value in results.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value
@@ -86,6 +96,7 @@ def main(argv=None):
     if args.output:
         with open(args.output, "w") as handle:
             json.dump(results, handle, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ Run from the repository root on an idle machine::
 """
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -129,6 +130,18 @@ def _iterations(encoder):
     return int(sum(len(epoch["batches"]) for epoch in encoder.history_))
 
 
+def _save_without_clock(encoder, path):
+    """Dump ``encoder`` minus its TrainingClock, a class of this script that a model
+    loaded elsewhere could not find."""
+    saved = copy.copy(encoder)
+    saved.callbacks = None
+    saved.net_ = copy.copy(encoder.net_)
+    saved.net_.callbacks = None
+    saved.net_.callbacks_ = [(n, c) for n, c in encoder.net_.callbacks_ if n != "clock"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(saved, path)
+
+
 def run_setting(name, data, args):
     X_train, y_train, X_test, y_test = data
     checkpoints = sorted(args.checkpoints)
@@ -157,8 +170,7 @@ def run_setting(name, data, args):
                 encoder.partial_fit(X_train)
         wall = time.perf_counter() - start
         if args.save_models is not None:
-            args.save_models.mkdir(parents=True, exist_ok=True)
-            joblib.dump(encoder, args.save_models / f"{name}-{checkpoint:.0f}s.joblib")
+            _save_without_clock(encoder, args.save_models / f"{name}-{checkpoint:.0f}s.joblib")
         evaluation_start = time.perf_counter()
         scores = score_features(
             encoder.transform(X_train), y_train, encoder.transform(X_test), y_test, args

@@ -1,10 +1,12 @@
-"""Smoke test of benchmarks/paper_tables.py: its --quick mode, made smaller still."""
+"""Smoke tests of the scripts in benchmarks/: their quick modes, made smaller still."""
 
 import importlib.util
 import json
 import warnings
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 
 from sklearn_cebm import SamplerWarning
@@ -58,7 +60,9 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    models = tmp_path / "models"
     argv = ["--quick", "--pixels", "--settings", "defaults", "dsm-0.1", "--output", str(tmp_path)]
+    argv += ["--save-models", str(models)]
     # The quick runs train for seconds on a synthetic stand-in; how far their energy gap
     # drifts depends on the machine's speed, and this test checks the plumbing only.
     with warnings.catch_warnings():
@@ -73,6 +77,31 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
         assert rows[1]["iterations"] >= rows[0]["iterations"] > 0
         assert rows[1]["training_seconds"] >= 3.0 and rows[0]["training_seconds"] >= 1.0
         assert len(rows[0]["plain"]) == len(rows[0]["standardized"]) == 3
+        assert all(isinstance(row["sampler_warnings"], list) for row in rows)
+        restored = joblib.load(models / f"{name}-3s.joblib")
+        assert restored.transform(np.zeros((2, 784))).shape == (2, 8)
     assert results["dsm-0.1"]["rows"][0]["energy_gap"] is None
     assert "| defaults |" in (tmp_path / "results.md").read_text()
     assert json.loads((tmp_path / "results.json").read_text())["results"].keys() == results.keys()
+
+
+def test_throughput_reports_every_quantity(tmp_path):
+    spec = importlib.util.spec_from_file_location("throughput", SCRIPT.with_name("throughput.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    output = tmp_path / "throughput.json"
+    argv = ["--iterations", "2", "--batch-size", "4", "--sgld-steps", "1", "--device", "cpu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        results = module.main([*argv, "--output", str(output)])
+
+    assert json.loads(output.read_text()) == results
+    for key in (
+        "seconds_per_iteration_median",
+        "sgld_steps_per_second",
+        "transform_rows_per_second",
+        "score_samples_rows_per_second",
+        "peak_memory_mib",
+    ):
+        assert results[key] > 0, key
+    assert results["device"] == "cpu" and results["sgld_steps"] == 1

@@ -168,12 +168,14 @@ def test_weights_are_frozen_during_sgld_and_live_in_the_update():
     net = _net(7, module=recorder, max_epochs=1, sgld_steps=4, batch_size=32)
     net.fit(_blobs(7, n_samples=64), None)
 
-    # Per update: 4 SGLD calls on the 32 chains, then one fused call on data + samples.
-    sgld_calls = [flags for size, flags in recorder.calls if size == 32]
-    update_calls = [flags for size, flags in recorder.calls if size == 64]
-    assert len(sgld_calls) == 2 * 4 and len(update_calls) == 2
-    assert all(flags == {False} for flags in sgld_calls)
-    assert all(flags == {True} for flags in update_calls)
+    # Per update: 4 SGLD calls on the 32 chains, then a call on the data and one on the
+    # samples, 6 calls in all, for each of the 2 updates.
+    assert [size for size, _ in recorder.calls] == [32] * 12
+    flags = [flags for _, flags in recorder.calls]
+    for update in range(2):
+        sgld_calls, update_calls = flags[6 * update : 6 * update + 4], flags[6 * update + 4 :][:2]
+        assert all(f == {False} for f in sgld_calls)
+        assert all(f == {True} for f in update_calls)
     assert all(parameter.requires_grad for parameter in recorder.parameters())
 
 

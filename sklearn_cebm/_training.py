@@ -124,7 +124,9 @@ class SamplerMonitor(Callback):
     def on_epoch_end(self, net, **kwargs):
         epoch = net.history[-1]
         gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
-        recent = [past.get("energy_gap", 0.0) for past in net.history[-self.patience :]]
+        # Epochs cut short by an interrupt record no gap; they do not break a run.
+        measured = [past["energy_gap"] for past in net.history if "energy_gap" in past]
+        recent = measured[-self.patience :]
         if len(recent) == self.patience and all(abs(g) > self.gap_limit for g in recent):
             self._warn_once(
                 "gap",

@@ -294,8 +294,11 @@ class _HistoryStub:
     """Just what SamplerMonitor reads from a net: its history and ``sgld_steps``."""
 
     def __init__(self, gaps):
+        # None stands for an epoch cut short (an interrupt), which records no gap.
         self.history = [
             {"epoch": i + 1, "energy_gap": gap, "chain_displacement": 0.1}
+            if gap is not None
+            else {"epoch": i + 1}
             for i, gap in enumerate(gaps)
         ]
         self.sgld_steps = 5
@@ -307,7 +310,8 @@ def _gap_warnings(gaps, **monitor_params):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for end in range(1, len(gaps) + 1):
-            monitor.on_epoch_end(_HistoryStub(gaps[:end]))
+            if gaps[end - 1] is not None:  # an interrupted epoch never reaches its end
+                monitor.on_epoch_end(_HistoryStub(gaps[:end]))
     return [w for w in caught if issubclass(w.category, SamplerWarning)]
 
 
@@ -318,6 +322,10 @@ def _gap_warnings(gaps, **monitor_params):
         ([0.5, 11.0, -12.0, 0.1], 1),  # two epochs beyond the limit
         ([-15.0, -30.0, -45.0, -60.0], 1),  # a runaway warns once
         ([9.9, 9.9, 9.9], 0),
+        # Epochs cut short between two runaway ones (partial_fit under a time budget)
+        # do not break the run.
+        ([-41.0, None, -60.0], 1),
+        ([-41.0, None, None, 2.0], 0),
     ],
 )
 def test_sampler_monitor_warns_on_a_lasting_gap_only(gaps, expected):

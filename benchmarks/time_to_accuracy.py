@@ -58,6 +58,7 @@ SETTINGS = {
     "dsm-0.3": dict(objective="dsm", dsm_noise=0.3, learning_rate=1e-4),
     "dsm-0.3-lr1e-3": dict(objective="dsm", dsm_noise=0.3, learning_rate=1e-3),
     "dsm-0.1-lr1e-3": dict(objective="dsm", dsm_noise=0.1, learning_rate=1e-3),
+    "uniform-start": dict(chain_init="uniform"),  # the defaults before chain_init
     "gaussian-start": dict(chain_init="gaussian"),
     "gaussian-start-lr3e-4": dict(chain_init="gaussian", learning_rate=3e-4),
 }

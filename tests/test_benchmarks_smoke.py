@@ -9,7 +9,7 @@ import joblib
 import numpy as np
 import pytest
 
-from sklearn_cebm import SamplerWarning
+from sklearn_cebm import CEBMEncoder, SamplerWarning
 from sklearn_cebm.datasets import load_fashion_mnist
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
@@ -105,3 +105,27 @@ def test_throughput_reports_every_quantity(tmp_path):
     ):
         assert results[key] > 0, key
     assert results["device"] == "cpu" and results["sgld_steps"] == 1
+
+
+def test_ood_saved_models_scores_every_set(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "ood_saved_models", SCRIPT.with_name("ood_saved_models.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inliers = np.random.default_rng(0).uniform(0, 255, (5, 784))
+    sets = module.outlier_sets(inliers, np.random.default_rng(1))
+    assert all(X.shape == inliers.shape for X in sets.values())
+    assert np.ptp(sets["constant"], axis=1).max() == 0
+    flipped_back = sets["flipped"].reshape(5, 28, 28)[:, ::-1]
+    np.testing.assert_array_equal(flipped_back, inliers.reshape(5, 28, 28))
+    if not _fashion_mnist_available():
+        pytest.skip("the rest reads Fashion-MNIST")
+
+    model = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    path = tmp_path / "tiny.joblib"
+    joblib.dump(model.fit(inliers), path)
+    output = tmp_path / "ood.md"
+    lines = module.main([str(path), "--n-images", "20", "--output", str(output)])
+    assert lines[0] == "| model | uniform noise | constant | flipped |"
+    assert lines[-1].startswith("| tiny | ") and output.read_text().count("\n") == 3

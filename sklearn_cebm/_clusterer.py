@@ -86,8 +86,10 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Share of each batch of chains restarted from their start (``chain_init``).
     chain_init : {'uniform', 'gaussian'}, default='uniform'
         Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-        paper), or a Gaussian with the mean and covariance of the training data (JEM++,
+        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
         Yang & Ji 2021), which puts short chains near the data from their first step.
+        Uniform, the paper's, by default: the Gaussian start is not measured for
+        clustering.
     energy_l2 : float, default=5e-3
         Weight of the penalty on squared energies.
     data_noise : float, default=0.03

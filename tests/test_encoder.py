@@ -141,7 +141,8 @@ def test_cebmencoder_gaussian_chain_start_fits_the_scaled_data(blobs):
     # correlation of the first two features (0.8 here), which uniform noise lacks.
     data_correlation = np.corrcoef(X[:, 0], X[:, 1])[0, 1]
     drawn = encoder.sample(500, n_steps=0)
-    uniform = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X).sample(500, n_steps=0)
+    uniform = CEBMEncoder(**CHEAP_SETTINGS, chain_init="uniform", random_state=0)
+    uniform = uniform.fit(X).sample(500, n_steps=0)
     assert data_correlation > 0.6
     assert abs(np.corrcoef(drawn[:, 0], drawn[:, 1])[0, 1] - data_correlation) < 0.1
     assert abs(np.corrcoef(uniform[:, 0], uniform[:, 1])[0, 1]) < 0.15
@@ -390,6 +391,7 @@ def test_cebmencoder_warns_when_the_energy_gap_runs_away():
         "max_iter": 10,
         "batch_size": 50,
         "sgld_steps": 0,
+        "chain_init": "uniform",
         "learning_rate": 1e-2,
     }
     encoder = CEBMEncoder(**settings, energy_l2=0.0, random_state=0)

@@ -129,3 +129,22 @@ def test_ood_saved_models_scores_every_set(tmp_path):
     lines = module.main([str(path), "--n-images", "20", "--output", str(output)])
     assert lines[0] == "| model | uniform noise | constant | flipped |"
     assert lines[-1].startswith("| tiny | ") and output.read_text().count("\n") == 3
+
+
+def test_chain_init_digits_reports_both_starts_for_every_estimator(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "chain_init_digits", SCRIPT.with_name("chain_init_digits.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    output = tmp_path / "chain_init.md"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        lines = module.main(["--max-iter", "1", "--output", str(output)])
+
+    rows = [line.split(" | ") for line in lines[2:]]
+    assert [(row[0], row[1]) for row in rows] == [
+        (f"| {name}", start) for name in module.ESTIMATORS for start in ("uniform", "gaussian")
+    ]
+    assert rows[-1][3] == "-"  # the outlier detector has no codes to score
+    assert output.read_text() == "\n".join(lines) + "\n"

@@ -77,11 +77,11 @@ print(f"(I(x; z) can be at most log N = {np.log(len(Z)):.2f} nats here)")
 # %%
 # What this shows
 # ---------------
-# The posterior means differ little from digit to digit (a spread of about 0.05 against
-# posterior stds of about 0.96), so the mutual information is about 0.2 nats, the
+# The posterior means differ little from digit to digit (a spread of about 0.04 against
+# posterior stds of about 0.97), so the mutual information is about 0.1 nats, the
 # collapse the paper reports (0.1 to 0.4 nats for its CEBMs against about 9 for a VAE).
 # Unlike the paper's models, this one is some way from the bias in aggregate (a KL of
-# about 5 nats): the posteriors are a little narrower than N(0, 1) and the codes cluster
+# about 3 nats): the posteriors are a little narrower than N(0, 1) and the codes cluster
 # tightly instead of filling the bias.
 #
 # The codes still keep the classes apart once standardised, as the map shows, and a

@@ -78,7 +78,7 @@ print(f"fitted after the error: {hasattr(reckless, 'net_')}")
 # Both energies start near 51, the untrained network's value (each of the 128 latent
 # dimensions adds about 0.4), so at first the training loss is mostly the energy
 # penalty. They then fall together as the penalty pulls them towards zero, within about
-# five epochs. In epoch 2 the gap reaches about 10, while the data's energy falls faster
+# five epochs. In epoch 2 the gap reaches about 9, while the data's energy falls faster
 # than the five-step chains can follow; from epoch 4 on it stays below 1, and the
 # energies hover near zero. Nothing explodes and the gap does not run away: a stable run.
 #

@@ -23,12 +23,17 @@ def _fashion_mnist_available():
     return True
 
 
-@pytest.fixture(scope="module")
-def paper_tables():
-    spec = importlib.util.spec_from_file_location("paper_tables", SCRIPT)
+def _load_script(name):
+    """Import ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def paper_tables():
+    return _load_script("paper_tables")
 
 
 def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
@@ -55,11 +60,7 @@ def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
 
 
 def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "time_to_accuracy", SCRIPT.with_name("time_to_accuracy.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script("time_to_accuracy")
     models = tmp_path / "models"
     argv = ["--quick", "--pixels", "--settings", "defaults", "dsm-0.1", "--output", str(tmp_path)]
     argv += ["--save-models", str(models)]
@@ -86,9 +87,7 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
 
 
 def test_throughput_reports_every_quantity(tmp_path):
-    spec = importlib.util.spec_from_file_location("throughput", SCRIPT.with_name("throughput.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script("throughput")
     output = tmp_path / "throughput.json"
     argv = ["--iterations", "2", "--batch-size", "4", "--sgld-steps", "1", "--device", "cpu"]
     with warnings.catch_warnings():
@@ -108,11 +107,7 @@ def test_throughput_reports_every_quantity(tmp_path):
 
 
 def test_ood_saved_models_scores_every_set(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "ood_saved_models", SCRIPT.with_name("ood_saved_models.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script("ood_saved_models")
     inliers = np.random.default_rng(0).uniform(0, 255, (5, 784))
     sets = module.outlier_sets(inliers, np.random.default_rng(1))
     assert all(X.shape == inliers.shape for X in sets.values())
@@ -132,11 +127,7 @@ def test_ood_saved_models_scores_every_set(tmp_path):
 
 
 def test_chain_init_digits_reports_both_starts_for_every_estimator(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "chain_init_digits", SCRIPT.with_name("chain_init_digits.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script("chain_init_digits")
     output = tmp_path / "chain_init.md"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerWarning)

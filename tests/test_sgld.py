@@ -186,7 +186,7 @@ def test_frozen_parameters_restores_after_an_exception_and_keeps_frozen_ones_fro
 
 def test_replay_buffer_from_noise_and_draw_shapes():
     generator = torch.Generator().manual_seed(11)
-    buffer = ReplayBuffer.from_noise(50, (2, 3), 0.1, generator, "cpu")
+    buffer = ReplayBuffer.from_noise(50, (2, 3), 0.1, generator)
 
     assert buffer.samples.shape == (50, 2, 3)
     assert buffer.samples.min() >= -1.0 and buffer.samples.max() < 1.0
@@ -229,7 +229,7 @@ def test_replay_buffer_restart_fraction_extremes(reinit_fraction, expected):
 
 def test_replay_buffer_update_writes_back():
     generator = torch.Generator().manual_seed(14)
-    buffer = ReplayBuffer.from_noise(20, (3,), 0.0, generator, "cpu")
+    buffer = ReplayBuffer.from_noise(20, (3,), 0.0, generator)
     before = buffer.samples.clone()
     indices, states = buffer.draw(6, generator)
     advanced = (states + 10.0).requires_grad_(True)
@@ -244,7 +244,7 @@ def test_replay_buffer_update_writes_back():
 
 
 def test_replay_buffer_pickle_round_trip_on_cpu():
-    buffer = ReplayBuffer.from_noise(12, (4,), 0.25, torch.Generator().manual_seed(15), "cpu")
+    buffer = ReplayBuffer.from_noise(12, (4,), 0.25, torch.Generator().manual_seed(15))
 
     state = buffer.__getstate__()
     assert state["samples"].device.type == "cpu"
@@ -283,7 +283,7 @@ def test_replay_buffer_pickled_before_chain_starts_restarts_from_uniform_noise()
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_replay_buffer_pickles_cuda_chains_to_cpu():
     generator = torch.Generator("cuda").manual_seed(16)
-    buffer = ReplayBuffer.from_noise(12, (4,), 0.25, generator, "cuda")
+    buffer = ReplayBuffer.from_noise(12, (4,), 0.25, generator)
 
     restored = pickle.loads(pickle.dumps(buffer))
 

@@ -109,9 +109,9 @@ class ReplayBuffer:
         return cls(start.draw(n_chains, generator), reinit_fraction, start)
 
     @classmethod
-    def from_noise(cls, n_chains, sample_shape, reinit_fraction, generator, device):
+    def from_noise(cls, n_chains, sample_shape, reinit_fraction, generator):
         """A buffer of ``n_chains`` chains started from uniform noise on ``[-1, 1]``."""
-        return cls(uniform_noise(n_chains, sample_shape, generator, device), reinit_fraction)
+        return cls.from_start(n_chains, UniformStart(sample_shape), reinit_fraction, generator)
 
     def to(self, device):
         """Move the chains and their start to ``device``; returns ``self``."""

@@ -410,7 +410,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         energies = self._inference(self._module().bias_method("component_energy"), X)
         return energies.argmin(axis=1).astype(np.int64)
 
-    def transform(self, X, mixture_mean=False):
+    def transform(self, X, mixture_mean=False, return_std=False):
         """Posterior mean of z under the most probable cluster, or under the whole mixture.
 
         Parameters
@@ -419,17 +419,27 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         mixture_mean : bool, default=False
             False: the mean of ``p(z | x, y*)`` with ``y* = argmax_y p(y | x)``. True: the
             mean of ``p(z | x) = sum_y p(y | x) p(z | x, y)``.
+        return_std : bool, default=False
+            Also return the std of ``p(z | x, y*)``, the Gaussian under the most probable
+            cluster; only with ``mixture_mean=False`` (the mixture is not a Gaussian).
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components)
+        Z : ndarray of shape (n_samples, n_components)
             In X's float dtype.
+        Z_std : ndarray of shape (n_samples, n_components)
+            Only when ``return_std`` is True.
         """
         module = self._module()
         if mixture_mean:
+            if return_std:
+                raise ValueError(
+                    "return_std=True needs mixture_mean=False: the posterior over the whole "
+                    "mixture is not a Gaussian."
+                )
             return self._inference(module.bias_method("posterior_mixture_mean"), X)
-        mean, _ = self._inference(module.bias_method("most_probable_posterior_mean_std"), X)
-        return mean
+        mean, std = self._inference(module.bias_method("most_probable_posterior_mean_std"), X)
+        return (mean, std) if return_std else mean
 
     def sample(self, n_samples=1, *, component=None, n_steps=500, random_state=None):
         """Draw samples by SGLD from uniform noise, from ``p(x)`` or from ``p(x | y)``.

@@ -98,7 +98,7 @@ def test_gmmcebmclusterer_one_cluster_puts_everything_in_it(blobs):
     np.testing.assert_array_equal(clusterer.labels_, np.zeros(len(X)))
     np.testing.assert_allclose(clusterer.predict_proba(X), 1.0)
     np.testing.assert_allclose(clusterer.transform(X), clusterer.transform(X, mixture_mean=True))
-    # The one-component energy equals the spherical bias's: tests/test_core_gmm.py.
+    # The one-component energy equals the spherical bias's: tests/core/test_biases.py.
 
 
 def test_gmmcebmclusterer_score_samples_is_marginal_over_y_and_z(blobs):

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 __all__ = [
     "aggregate_posterior_kl_and_mi",
     "few_label_accuracy",
+    "gaussian_mixture_log_density",
     "nearest_neighbour_agreement",
     "ood_auroc",
 ]
@@ -257,6 +258,87 @@ def _pairwise_gaussian_log_density(z, mean, std):
     return -0.5 * (quadratic + log_normalizer)
 
 
+def _check_mixture(z, means, stds, weights):
+    z = check_array(z, dtype=np.float64)
+    means = check_array(means, dtype=np.float64)
+    stds = check_array(stds, dtype=np.float64)
+    weights = column_or_1d(weights).astype(np.float64)
+    if means.shape != stds.shape or len(weights) != len(means):
+        raise ValueError(
+            f"means and stds must have the same shape (n_mixture_components, n_components) "
+            f"and weights one entry per row; got {means.shape}, {stds.shape} and "
+            f"{weights.shape}."
+        )
+    if z.shape[1] != means.shape[1]:
+        raise ValueError(f"z has {z.shape[1]} columns but the mixture {means.shape[1]}.")
+    if np.any(stds <= 0):
+        raise ValueError("stds must be strictly positive.")
+    if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(f"weights must be non-negative and sum to 1; they sum to {weights.sum()}.")
+    return z, means, stds, weights
+
+
+def gaussian_mixture_log_density(z, means, stds, weights):
+    """Log density of a mixture of diagonal Gaussians, such as the GMM-CEBM's bias.
+
+    ``log p(z) = log sum_c w_c N(z; mu_c, diag(sigma_c**2))``, the GMM-CEBM's bias (Sec. 5,
+    item 2), by log-sum-exp over the components.
+
+    Parameters
+    ----------
+    z : array-like of shape (n_samples, n_components)
+        Points at which to evaluate the density.
+    means, stds : array-like of shape (n_mixture_components, n_components)
+        Each component's mean and per-dimension standard deviation, e.g.
+        ``GMMCEBMClusterer.cluster_means_`` and ``cluster_stds_``.
+    weights : array-like of shape (n_mixture_components,)
+        Mixing weights, non-negative and summing to 1, e.g. ``GMMCEBMClusterer.weights_``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``log p(z)`` in nats.
+
+    See Also
+    --------
+    aggregate_posterior_kl_and_mi : takes this, its parameters bound, as
+        ``prior_log_density``.
+
+    Examples
+    --------
+    One component is the Gaussian itself; two equal ones, likewise:
+
+    >>> import numpy as np
+    >>> from sklearn_cebm.evaluation import gaussian_mixture_log_density
+    >>> z = np.array([[0.0, 0.0], [1.0, -1.0]])
+    >>> gaussian_mixture_log_density(z, [[0.0, 0.0]], [[1.0, 1.0]], [1.0]).round(4)
+    array([-1.8379, -2.8379])
+    >>> gaussian_mixture_log_density(z, [[0, 0], [0, 0]], [[1, 1], [1, 1]], [0.5, 0.5]).round(4)
+    array([-1.8379, -2.8379])
+
+    As the prior of Table 3, its parameters bound. Posteriors equal to the components, as
+    many for each as its weight says, aggregate to the mixture itself: no KL, and about
+    ``log 2`` nats of information (which of the two components):
+
+    >>> from functools import partial
+    >>> from sklearn_cebm.evaluation import aggregate_posterior_kl_and_mi
+    >>> mixture = dict(means=[[-3.0], [3.0]], stds=[[1.0], [1.0]], weights=[0.5, 0.5])
+    >>> posterior_mean = np.repeat([[-3.0], [3.0]], 500, axis=0)
+    >>> kl, mi = aggregate_posterior_kl_and_mi(
+    ...     posterior_mean,
+    ...     np.ones_like(posterior_mean),
+    ...     prior_log_density=partial(gaussian_mixture_log_density, **mixture),
+    ...     random_state=0,
+    ... )
+    >>> bool(abs(kl) < 1e-12), round(mi, 2)
+    (True, 0.69)
+    """
+    z, means, stds, weights = _check_mixture(z, means, stds, weights)
+    with np.errstate(divide="ignore"):  # a weight of 0 is a component that never occurs
+        log_weights = np.log(weights)
+    return logsumexp(_pairwise_gaussian_log_density(z, means, stds) + log_weights, axis=1)
+
+
 def _batch_log_ratios(mean, std, n_total, prior_log_density, rng):
     """Per-sample ``log q(z|x_n) - log q(z)`` and ``log q(z) - log p(z)`` for one batch."""
     batch_size = len(mean)
@@ -322,7 +404,9 @@ def aggregate_posterior_kl_and_mi(
         holds at least ``min(batch_size, n_samples)``.
     prior_log_density : callable, default=None
         Maps ``z`` of shape ``(n, n_components)`` to ``log p(z)`` of shape ``(n,)``;
-        ``None`` for the standard normal ``N(0, I)``, the CEBM's bias.
+        ``None`` for the standard normal ``N(0, I)``, the CEBM's bias. For the GMM-CEBM's
+        mixture bias, :func:`gaussian_mixture_log_density` with its parameters bound by
+        :func:`functools.partial`.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffle and the draws of z.
 

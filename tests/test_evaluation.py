@@ -1,13 +1,17 @@
 """The paper's evaluation protocols: OOD AUROC, neighbour agreement, aggregate-posterior KL/MI."""
 
+from functools import partial
+
 import numpy as np
 import pytest
+from scipy.integrate import quad
 from scipy.stats import norm
 
 from sklearn_cebm import CEBMEncoder
 from sklearn_cebm.evaluation import (
     _pairwise_gaussian_log_density,
     aggregate_posterior_kl_and_mi,
+    gaussian_mixture_log_density,
     nearest_neighbour_agreement,
     ood_auroc,
 )
@@ -214,3 +218,60 @@ def test_aggregate_posterior_kl_and_mi_is_reproducible():
 def test_aggregate_posterior_kl_and_mi_rejects_bad_input(mean, std, batch_size, match):
     with pytest.raises(ValueError, match=match):
         aggregate_posterior_kl_and_mi(mean, std, batch_size=batch_size)
+
+
+# ----------------------------------------------------------------- gaussian_mixture_log_density
+def test_gaussian_mixture_of_one_component_is_the_diagonal_gaussian():
+    rng = np.random.default_rng(3)
+    z, mean = rng.normal(size=(6, 4)), rng.normal(size=(1, 4))
+    std = rng.uniform(0.2, 3.0, size=(1, 4))
+    expected = norm.logpdf(z, mean, std).sum(axis=1)
+    np.testing.assert_allclose(gaussian_mixture_log_density(z, mean, std, [1.0]), expected)
+
+
+def test_gaussian_mixture_log_density_matches_the_weighted_sum_of_components():
+    rng = np.random.default_rng(4)
+    z, means = rng.normal(size=(5, 2)), rng.normal(size=(3, 2))
+    stds, weights = rng.uniform(0.5, 2.0, size=(3, 2)), np.array([0.2, 0.3, 0.5])
+    components = norm.pdf(z[:, None, :], means, stds).prod(axis=2)
+    np.testing.assert_allclose(
+        gaussian_mixture_log_density(z, means, stds, weights), np.log(components @ weights)
+    )
+
+
+def test_gaussian_mixture_density_integrates_to_one_and_ignores_empty_components():
+    mixture = dict(means=[[-2.0], [1.0], [50.0]], stds=[[0.5], [2.0], [1.0]])
+
+    def density(x):
+        return np.exp(gaussian_mixture_log_density([[x]], weights=[0.3, 0.7, 0.0], **mixture))[0]
+
+    assert quad(density, -np.inf, np.inf)[0] == pytest.approx(1.0, abs=1e-8)
+    assert np.isfinite(gaussian_mixture_log_density([[50.0]], weights=[0.3, 0.7, 0.0], **mixture))
+
+
+def test_aggregate_posterior_kl_to_a_mixture_prior_of_the_posteriors_is_zero():
+    # Three posteriors at one component and one at the other, weights 3/4 and 1/4: with the
+    # whole data in one batch the aggregate posterior is the prior exactly.
+    means, stds = np.array([[0.0, 1.0], [4.0, -2.0]]), np.array([[1.0, 0.5], [0.3, 2.0]])
+    members = [0, 0, 0, 1]
+    prior = partial(gaussian_mixture_log_density, means=means, stds=stds, weights=[0.75, 0.25])
+    kl, _ = aggregate_posterior_kl_and_mi(
+        means[members], stds[members], batch_size=4, prior_log_density=prior, random_state=0
+    )
+    assert kl == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "z, means, stds, weights, match",
+    [
+        ([[0.0]], [[0.0], [1.0]], [[1.0]], [0.5, 0.5], "same shape"),
+        ([[0.0]], [[0.0], [1.0]], [[1.0], [1.0]], [1.0], "one entry per row"),
+        ([[0.0, 0.0]], [[0.0]], [[1.0]], [1.0], "columns"),
+        ([[0.0]], [[0.0]], [[0.0]], [1.0], "strictly positive"),
+        ([[0.0]], [[0.0], [1.0]], [[1.0], [1.0]], [0.5, 0.6], "sum to 1"),
+        ([[0.0]], [[0.0], [1.0]], [[1.0], [1.0]], [1.5, -0.5], "non-negative"),
+    ],
+)
+def test_gaussian_mixture_log_density_rejects_bad_parameters(z, means, stds, weights, match):
+    with pytest.raises(ValueError, match=match):
+        gaussian_mixture_log_density(z, means, stds, weights)

@@ -1,11 +1,12 @@
 """Conjugate Energy-Based Models (Wu et al., ICML 2021) as scikit-learn estimators."""
 
+from ._callbacks import SamplerWarning
 from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
 from ._presets import paper_settings
-from ._training import SamplerWarning, TrainingDivergedError
+from ._training import TrainingDivergedError
 from ._vae import VAEEncoder
 
 __all__ = [

@@ -1,27 +1,36 @@
-"""What every CEBM estimator shares: parameters, input checks, building and training the net."""
+"""What every estimator of this package shares: a network trained on scaled inputs.
 
+:class:`BaseNeuralEstimator` owns the parameters of the network and its training, the
+input checks, the affine scaling into the box ``[-1, 1]``, building and training the skorch
+net with ``fit`` and ``partial_fit`` (all or nothing: a failed call leaves the estimator
+as it was), batched inference and the scores of the module's energy. Subclasses supply
+the torch module and the net that trains it; the energy-based ones add their sampler in
+:mod:`sklearn_cebm._energy_base`.
+"""
+
+import contextlib
 import copy
-from abc import ABCMeta
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
-from ._core.losses import ContrastiveDivergenceLoss, DenoisingScoreMatchingLoss
-from ._core.model import ConjugateEnergyModel, map_batches
+from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
-from ._core.sgld import sample_from_noise
 from ._scaling import fit_unit_range, from_unit_range, to_unit_range
-from ._training import DSMNet, PCDNet
 
-# Rows per forward pass at inference: large enough to keep the kernels busy, small enough
-# that a conv net's activations for 28x28 images stay well under a gigabyte.
-_INFERENCE_BATCH_SIZE = 1024
+__all__ = ["BaseNeuralEstimator", "CodesTransformerMixin", "uses_conv_net"]
 
 
 def _resolve_device(device):
@@ -39,6 +48,17 @@ def _resolve_device(device):
     return resolved
 
 
+def uses_conv_net(encoder, image_shape):
+    """Whether the networks are convolutional: 'cnn', or 'auto' or a module with images.
+
+    A custom encoder module is taken as it is; this then says which decoder a VAE pairs
+    with it.
+    """
+    if isinstance(encoder, str) and encoder in ("cnn", "mlp"):
+        return encoder == "cnn"
+    return image_shape is not None
+
+
 def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outputs):
     """The encoder module and whether it is one of ours (and so ours to initialise).
 
@@ -47,8 +67,8 @@ def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outpu
     """
     if isinstance(encoder, torch.nn.Module):
         return copy.deepcopy(encoder), False
-    use_cnn = encoder == "cnn" or (encoder == "auto" and image_shape is not None)
-    if use_cnn and image_shape is None:
+    use_cnn = uses_conv_net(encoder, image_shape)
+    if encoder == "cnn" and image_shape is None:
         raise ValueError("encoder='cnn' needs image_shape=(channels, height, width).")
     if use_cnn and len(image_shape) != 3:
         raise ValueError(
@@ -63,12 +83,32 @@ def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outpu
     return module.to_empty(device="cpu"), True
 
 
-class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
-    """Base class of the CEBM estimators; not for direct use.
+def _seed_from(random_state):
+    """One int32 seed drawn from ``random_state``."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
-    Subclasses supply the bias (:meth:`_build_bias`), or another torch model through the
-    :meth:`_encoder_width` and :meth:`_build_energy_model` hooks, and their own ``__init__``
-    listing every parameter, as scikit-learn's ``get_params`` requires.
+
+class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+    """A transformer whose output has ``n_components`` columns in X's float dtype."""
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
+    """Base class of every estimator of this package; not for direct use.
+
+    Subclasses supply :meth:`_build_module` (the torch model around the built encoder)
+    and :meth:`_build_net` (the skorch net that trains it), and their own ``__init__``
+    listing every parameter, as scikit-learn's ``get_params`` requires. The module maps a
+    flat batch to an energy ``(n,)``, the negative log-density up to a constant (or a
+    bound on it), which :meth:`score_samples` negates.
     """
 
     _parameter_constraints: dict = {
@@ -79,16 +119,6 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "objective": [StrOptions({"pcd", "dsm"})],
-        "dsm_noise": [Interval(Real, 0, None, closed="neither")],
-        "sgld_steps": [Interval(Integral, 0, None, closed="left")],
-        "sgld_step_size": [Interval(Real, 0, None, closed="left")],
-        "sgld_noise": [Interval(Real, 0, None, closed="left")],
-        "buffer_size": [Interval(Integral, 1, None, closed="left")],
-        "buffer_reinit_fraction": [Interval(Real, 0, 1, closed="both")],
-        "chain_init": [StrOptions({"uniform", "gaussian"})],
-        "energy_l2": [Interval(Real, 0, None, closed="left")],
-        "data_noise": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "callbacks": [list, None],
         "verbose": ["verbose"],
@@ -96,13 +126,29 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
     }
 
-    def _build_bias(self):
-        """The bias module over ``n_components`` latent dimensions.
+    # ----------------------------------------------------------------- hooks
+    def _encoder_width(self):
+        """Width of the encoder's output."""
+        return 2 * self.n_components
 
-        Every CEBM subclass supplies one; a model that overrides
-        :meth:`_build_energy_model` without a bias need not.
+    @abstractmethod
+    def _build_module(self, encoder, input_shape, generator):
+        """The torch model around the built ``encoder``, initialised from ``generator``."""
+
+    @abstractmethod
+    def _build_net(self, module, skorch_params, seed):
+        """The initialised skorch net training ``module``, from the shared skorch settings."""
+
+    def _training_callbacks(self):
+        """Callbacks of the subclass's own, run after the user's; none by default."""
+        return []
+
+    def _on_fit_end(self, X):
+        """Set what the subclass derives from the trained model and the training X.
+
+        Runs inside the fit's rollback, so a failure here leaves the estimator as it was;
+        nothing by default.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no bias.")
 
     # ----------------------------------------------------------------- input checks
     def _validate_input(self, X, reset):
@@ -128,24 +174,10 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         if ours:
             initialize_layers(encoder, generator)
         input_shape = tuple(self.image_shape) if self.image_shape is not None else (n_features,)
-        return self._build_energy_model(encoder, input_shape, generator)
+        return self._build_module(encoder, input_shape, generator)
 
-    def _encoder_width(self):
-        """Width of the encoder's output; a hook for models other than the CEBM."""
-        return 2 * self.n_components
-
-    def _build_energy_model(self, encoder, input_shape, generator):
-        """The torch model around the built ``encoder``; a hook for models other than the CEBM.
-
-        The CEBM's is a :class:`ConjugateEnergyModel` with the subclass's bias.
-        """
-        bias = self._build_bias()
-        bias.reset_parameters(generator)
-        return ConjugateEnergyModel(encoder, bias, input_shape)
-
-    def _skorch_params(self, device, seeds):
+    def _skorch_params(self, device, loader_seed):
         """The skorch settings every net shares: Adam, the epochs, the seeded data order."""
-        loader_generator = torch.Generator().manual_seed(int(seeds[1]))
         return dict(
             optimizer=torch.optim.Adam,
             lr=self.learning_rate,
@@ -153,81 +185,108 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
             batch_size=self.batch_size,
             train_split=None,
             iterator_train__shuffle=True,
-            iterator_train__generator=loader_generator,
-            callbacks=copy.deepcopy(self.callbacks),
+            iterator_train__generator=torch.Generator().manual_seed(loader_seed),
+            callbacks=[*copy.deepcopy(self.callbacks or []), *self._training_callbacks()],
             verbose=self.verbose,
             device=str(device),
         )
 
-    def _build_net(self, model, device, seeds):
-        if self.objective == "dsm":
-            net = DSMNet(
-                module=model,
-                criterion=DenoisingScoreMatchingLoss,
-                criterion__noise_std=self.dsm_noise,
-                **self._skorch_params(device, seeds),
-                seed=int(seeds[2]),
-            )
-            return net.initialize()
-        net = PCDNet(
-            module=model,
-            criterion=ContrastiveDivergenceLoss,
-            criterion__energy_l2=self.energy_l2,
-            **self._skorch_params(device, seeds),
-            sgld_steps=self.sgld_steps,
-            sgld_step_size=self.sgld_step_size,
-            sgld_noise=self.sgld_noise,
-            buffer_size=self.buffer_size,
-            buffer_reinit_fraction=self.buffer_reinit_fraction,
-            chain_init=self.chain_init,
-            data_noise=self.data_noise,
-            seed=int(seeds[2]),
-        )
-        return net.initialize()
-
     # ----------------------------------------------------------------- training
+    @contextlib.contextmanager
+    def _rollback_on_error(self):
+        """Restore every attribute if the block raises.
+
+        Yields a function to call before ``net_`` is changed in place (trained further):
+        it keeps a copy of the net, which the rollback puts back.
+        """
+        saved_state = dict(self.__dict__)
+        saved_nets = []
+
+        def keep_net():
+            saved_nets.append(copy.deepcopy(self.net_))
+
+        try:
+            yield keep_net
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            if saved_nets:
+                self.net_ = saved_nets[0]
+            raise
+
     def _fit_new(self, X, epochs):
         """Build everything from scratch and train; attributes are set only on success."""
         device = _resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         offset, scale = fit_unit_range(X, per_feature=self.image_shape is None)
         init_generator = torch.Generator().manual_seed(int(seeds[0]))
-        model = self._build_model(X.shape[1], init_generator)
-        net = self._build_net(model, device, seeds)
+        module = self._build_model(X.shape[1], init_generator)
+        net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
         net.partial_fit(to_unit_range(X, offset, scale), epochs=epochs)
         self.net_ = net
         self.input_offset_, self.input_scale_ = offset, scale
         self.device_ = device
-        self.n_iter_ = len(net.history)
-        return self
-
-    def _fit_more(self, X, epochs):
-        """Train the existing net further; on failure every attribute is restored."""
-        saved_state = dict(self.__dict__)
-        saved_net = copy.deepcopy(self.net_)
-        try:
-            self.net_.partial_fit(
-                to_unit_range(X, self.input_offset_, self.input_scale_), epochs=epochs
-            )
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            self.net_ = saved_net
-            raise
-        self.n_iter_ = len(self.net_.history)
-        return self
 
     def _fit(self, X, reset, epochs):
-        saved_state = dict(self.__dict__)
-        try:
-            X = self._validate_input(X, reset=reset)
+        """Train for ``epochs`` epochs, from scratch when ``reset``; all or nothing."""
+        with self._rollback_on_error() as keep_net:
+            X_valid = self._validate_input(X, reset=reset)
             if reset:
-                return self._fit_new(X, epochs)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
-        return self._fit_more(X, epochs)
+                self._fit_new(X_valid, epochs)
+            else:
+                X_unit = to_unit_range(X_valid, self.input_offset_, self.input_scale_)
+                keep_net()
+                self.net_.partial_fit(X_unit, epochs=epochs)
+            self.n_iter_ = len(self.net_.history)
+            # X as the caller gave it, so that its feature names reach the hook's calls.
+            self._on_fit_end(X)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train on X for ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; dense, finite.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If the energies, the objective or the weights become non-finite or explode;
+            the estimator is left as it was.
+        """
+        reset = not (self.warm_start and hasattr(self, "net_"))
+        return self._fit(X, reset=reset, epochs=self.max_iter)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch over X, building the model on the first call.
+
+        The scaling into the sampler's box is learned from the first call's X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; dense, finite.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+        """
+        first_pass = not hasattr(self, "net_")
+        return self._fit(X, reset=first_pass, epochs=1)
 
     # ----------------------------------------------------------------- inference
     def _module(self):
@@ -245,25 +304,39 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         module = self._module()
         device = next(module.parameters()).device
         X_unit = to_unit_range(X, self.input_offset_, self.input_scale_)
-        outputs = map_batches(function, X_unit, _INFERENCE_BATCH_SIZE, device)
+        outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)
         if isinstance(outputs, tuple):
             return tuple(output.numpy().astype(X.dtype) for output in outputs)
         return outputs.numpy().astype(X.dtype)
 
+    def _sample(self, draw, n_samples, random_state):
+        """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.
+
+        The seed comes from ``random_state``, or the estimator's when it is None.
+        """
+        check_is_fitted(self, "net_")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"sample needs an integer n_samples >= 1; got {n_samples!r}.")
+        seed = _seed_from(self.random_state if random_state is None else random_state)
+        samples = draw(int(n_samples), seed)
+        return from_unit_range(samples.numpy(), self.input_offset_, self.input_scale_)
+
     def score_samples(self, X):
         """Unnormalised log-density ``log p(x) + log Z = -E(x)`` of each sample.
 
-        Higher means more typical of the training data, as for scikit-learn's outlier
-        detectors. The constant ``log Z`` is the same for every ``x``, so scores rank
-        samples but are not normalised log-likelihoods.
+        The negative of the model's energy: higher means more typical of the training data,
+        as for scikit-learn's outlier detectors. The constant ``log Z`` is the same for
+        every ``x``, so scores rank samples but are not normalised log-likelihoods.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            The scores, in X's float dtype.
         """
         return -self._inference(self._module(), X)
 
@@ -280,6 +353,7 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score.
 
         Returns
         -------
@@ -300,63 +374,20 @@ class BaseCEBM(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score.
         y : Ignored
+            Not used, present for API consistency by convention.
 
         Returns
         -------
         float
+            The mean score.
         """
         return float(np.mean(self.score_samples(X)))
 
-    def _draw_samples(self, n_samples, n_steps, random_state, energy_module=None):
-        """SGLD samples in the caller's units; ``energy_module`` defaults to E(x)."""
-        if int(n_samples) < 1 or int(n_steps) < 0:
-            raise ValueError(
-                f"sample needs n_samples >= 1 and n_steps >= 0; got {n_samples} and {n_steps}."
-            )
-        module = self._module()
-        device = next(module.parameters()).device
-        seed_source = self.random_state if random_state is None else random_state
-        seed = check_random_state(seed_source).randint(np.iinfo(np.int32).max)
-        generator = torch.Generator(device).manual_seed(int(seed))
-        samples = sample_from_noise(
-            module if energy_module is None else energy_module,
-            int(n_samples),
-            (self.n_features_in_,),
-            n_steps=int(n_steps),
-            step_size=self.sgld_step_size,
-            noise_std=self.sgld_noise,
-            generator=generator,
-            # Chains start where training's did; score-matching nets have no start.
-            start=getattr(self.net_, "chain_start_", None),
-        )
-        return from_unit_range(samples.cpu().numpy(), self.input_offset_, self.input_scale_)
-
-    def sample(self, n_samples=1, *, n_steps=500, random_state=None):
-        """Draw samples from the model by SGLD from fresh chains (the paper's Fig. 2).
-
-        The chains start where training's restart: uniform noise, or with
-        ``chain_init='gaussian'`` the Gaussian fitted to the training data.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        n_steps : int, default=500
-            SGLD steps, with the estimator's ``sgld_step_size`` and ``sgld_noise``.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the chains' noise; ``None`` uses the estimator's ``random_state``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, `n_features_in_`)
-            Samples in the units of the training data, inside its range.
-        """
-        return self._draw_samples(n_samples, n_steps, random_state)
-
     @property
     def history_(self):
-        """skorch ``History`` of the training: per epoch ``train_loss``, ``energy_data``,
-        ``energy_model``, ``energy_gap``, ``chain_displacement`` and ``dur`` (seconds)."""
+        """skorch ``History`` of the training, one entry per epoch."""
         check_is_fitted(self, "net_")
         return self.net_.history
 

@@ -1,27 +1,86 @@
 """GMMCEBMClusterer: the conjugate EBM with a mixture-of-Gaussians bias as a clusterer."""
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import (
-    ClassNamePrefixFeaturesOutMixin,
-    ClusterMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import ClusterMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseCEBM
+from ._base import CodesTransformerMixin
+from ._callbacks import MixtureMeansSeeding
 from ._core.biases import GaussianMixtureBias
 from ._core.model import ComponentEnergy
+from ._docstrings import fill_docstring
+from ._energy_base import BaseCEBM
 
 __all__ = ["GMMCEBMClusterer"]
 
 
-class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseCEBM):
+def _kmeans_plusplus_seeds(codes, n_seeds, random_state):
+    """k-means++ seeds among ``codes``; module-level, so that the net pickles with it."""
+    seeds, _ = kmeans_plusplus(codes, n_seeds, random_state=check_random_state(random_state))
+    return seeds
+
+
+@fill_docstring(
+    n_clusters=("int", "Number of mixture components L."),
+    n_components=(
+        "int",
+        """
+        Latent dimension K. (In scikit-learn's :class:`~sklearn.mixture.GaussianMixture`,
+        ``n_components`` is the number of components; here that is ``n_clusters``.)
+        """,
+    ),
+    learn_weights=(
+        "bool",
+        "Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.",
+    ),
+    cluster_balance=(
+        "float",
+        """
+        Weight ``beta`` of a balance term added to the training loss,
+        ``beta * KL(mean over the data batch of p(y | x) || pi)``: zero when a batch uses
+        the clusters in the proportions ``pi``, ``beta log L`` when one cluster takes it
+        all. It is not part of the likelihood; 0 trains the paper's pure
+        maximum-likelihood objective, which on the digits puts every sample in one cluster
+        (see Notes).
+        """,
+    ),
+    init_params=(
+        "{'k-means++', 'random'}",
+        """
+        How the component means are initialised. 'random' draws them from N(0, 1).
+        'k-means++' trains one warm-up epoch with random means, then places the means by
+        k-means++ seeding on the training data's codes (see Notes); the warm-up epoch
+        counts towards ``max_iter``.
+        """,
+    ),
+    encoder=("{'auto', 'mlp', 'cnn'} or torch.nn.Module", "As in :class:`CEBMEncoder`."),
+    learning_rate=("float", "Adam's step size."),
+    sgld_steps=("int", "SGLD steps per update."),
+    chain_init=(
+        "{'uniform', 'gaussian'}",
+        """
+        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
+        Yang & Ji 2021), which puts short chains near the data from their first step.
+        Uniform, the paper's, by default: the Gaussian start is not measured for
+        clustering.
+        """,
+    ),
+    random_state=(
+        "int, RandomState instance or None",
+        """
+        Seeds the initial weights, the data order, the data noise, the chains and the
+        k-means++ seeding.
+        """,
+    ),
+)
+class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     """Clustering with a conjugate energy-based model and a mixture-of-Gaussians bias.
 
     A GMM-CEBM (Wu et al., 2021, Sec. 5, item 2) pairs an encoder ``t_theta(x)`` of neural
@@ -36,77 +95,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
 
     Parameters
     ----------
-    n_clusters : int, default=10
-        Number of mixture components L.
-    n_components : int, default=128
-        Latent dimension K.
-    learn_weights : bool, default=False
-        Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.
-    cluster_balance : float, default=3.0
-        Weight ``beta`` of a balance term added to the training loss,
-        ``beta * KL(mean over the data batch of p(y | x) || pi)``: zero when a batch uses
-        the clusters in the proportions ``pi``, ``beta log L`` when one cluster takes it all.
-        It is not part of the likelihood; 0 trains the paper's pure maximum-likelihood
-        objective, which on the digits puts every sample in one cluster (see Notes).
-    init_params : {'k-means++', 'random'}, default='k-means++'
-        How the component means are initialised. 'random' draws them from N(0, 1).
-        'k-means++' trains one warm-up epoch with random means, then places the means by
-        k-means++ seeding on the training data's codes (see Notes); the warm-up epoch counts
-        towards ``max_iter``.
-    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module, default='auto'
-        As in :class:`CEBMEncoder`.
-    image_shape : tuple of int, default=None
-        ``(channels, height, width)`` of each row of X, for the conv net.
-    hidden_layer_sizes : tuple of int, default=(256, 256)
-        Hidden widths of the MLP encoder.
-    max_iter : int, default=30
-        Training epochs.
-    batch_size : int, default=128
-        Data examples (and as many model samples) per update.
-    learning_rate : float, default=1e-4
-        Adam's step size.
-    objective : {'pcd', 'dsm'}, default='pcd'
-        The training objective. 'pcd' is the paper's persistent contrastive divergence with
-        SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
-        needs no sampling (the ``sgld_*``, ``buffer_*``, ``chain_init``, ``energy_l2`` and
-        ``data_noise`` settings are then unused) and is several times cheaper per update,
-        but learns the density of the data convolved with ``dsm_noise``.
-    dsm_noise : float, default=0.1
-        Std of the noise of denoising score matching, in the scaled units (the data span
-        [-1, 1]); only used with ``objective='dsm'``.
-    sgld_steps : int, default=60
-        SGLD steps per update.
-    sgld_step_size : float, default=1.0
-        Multiplier of the energy gradient in each SGLD step, in the scaled units.
-    sgld_noise : float, default=7.5e-3
-        Std of the SGLD noise, in the scaled units.
-    buffer_size : int, default=5000
-        Persistent chains in the replay buffer.
-    buffer_reinit_fraction : float, default=0.05
-        Share of each batch of chains restarted from their start (``chain_init``).
-    chain_init : {'uniform', 'gaussian'}, default='uniform'
-        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-        Yang & Ji 2021), which puts short chains near the data from their first step.
-        Uniform, the paper's, by default: the Gaussian start is not measured for
-        clustering.
-    energy_l2 : float, default=5e-3
-        Weight of the penalty on squared energies.
-    data_noise : float, default=0.03
-        Std of the Gaussian noise added to training data, in the scaled units.
-    device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device, default='auto'
-        Where to train; 'auto' takes CUDA when it is available.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks.
-    verbose : int, default=0
-        When positive, show skorch's progress bar during each epoch (batches done, rate,
-        time left, the latest loss and energy gap) and print its per-epoch table (loss,
-        energies, energy gap, chain movement, seconds).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the data order, the data noise, the chains and the
-        k-means++ seeding.
-    warm_start : bool, default=False
-        Continue training the previous fit's network on ``fit``.
+    {parameters}
 
     Attributes
     ----------
@@ -126,15 +115,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
         ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
         ``energy_data`` only.
-    n_iter_ : int
-        Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
-        The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
-    device_ : torch.device
-        Device the model was trained on.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined when X has string feature names.
+    {common_attributes}
 
     See Also
     --------
@@ -270,116 +251,19 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
             cluster_balance=self.cluster_balance,
         )
 
-    @property
-    def _n_features_out(self):
-        return self.n_components
-
-    # ----------------------------------------------------------------- training
-    def _seed_means(self, X):
-        """Place the component means by k-means++ on the codes ``t_1 / (-2 t_2)`` of X."""
-        module = self._module()
-        codes = self._inference(module.bias_method("statistic_means"), X).astype(np.float64)
-        n_clusters = min(self.n_clusters, codes.shape[0])
-        centers, _ = kmeans_plusplus(
-            codes, n_clusters, random_state=check_random_state(self.random_state)
-        )
-        means = module.bias.means.detach().cpu().numpy().copy()
-        means[:n_clusters] = centers
-        module.bias.set_means(means)
-
-    def _train_new(self, X, epochs):
-        """Fit from scratch; with k-means++ the means are seeded after the first epoch."""
+    def _training_callbacks(self):
         if self.init_params == "random":
-            return self._fit(X, reset=True, epochs=epochs)
-        saved_state = dict(self.__dict__)
-        try:
-            self._fit(X, reset=True, epochs=1)
-            self._seed_means(X)
-            if epochs > 1:
-                self._fit(X, reset=False, epochs=epochs - 1)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
-        return self
+            return []
+        choose = functools.partial(_kmeans_plusplus_seeds, random_state=self.random_state)
+        return [("mixture_means_seeding", MixtureMeansSeeding(choose))]
 
-    def _set_fitted_attributes(self, X):
+    def _on_fit_end(self, X):
         """Labels from a final pass over X, and the bias's components in numpy."""
         self.labels_ = self.predict(X)
         bias = self._module().bias
         self.cluster_means_ = bias.means.detach().cpu().numpy().astype(np.float64)
         self.cluster_stds_ = bias.component_stds().detach().cpu().numpy().astype(np.float64)
         self.weights_ = bias.mixing_weights().detach().cpu().numpy().astype(np.float64)
-        return self.labels_
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the GMM-CEBM on X for ``max_iter`` epochs and label X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; dense, finite.
-        y : Ignored
-
-        Returns
-        -------
-        self : GMMCEBMClusterer
-
-        Raises
-        ------
-        TrainingDivergedError
-            If the energies or weights become non-finite or explode; the estimator is
-            left as it was.
-        """
-        self.fit_predict(X)
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
-        """Train on X as :meth:`fit` does and return the clusters of X.
-
-        The labels come from a pass over X after training, so they equal
-        ``fit(X).predict(X)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        if self.warm_start and hasattr(self, "net_"):
-            self._fit(X, reset=False, epochs=self.max_iter)
-        else:
-            self._train_new(X, self.max_iter)
-        return self._set_fitted_attributes(X)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
-        """Train for one epoch over X, building the model on the first call.
-
-        The scaling into the sampler's box, and with 'k-means++' the component means, are
-        set from the first call's X; ``labels_`` holds the clusters of the latest X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        self : GMMCEBMClusterer
-        """
-        first_pass = not hasattr(self, "net_")
-        if first_pass:
-            self._train_new(X, epochs=1)
-        else:
-            self._fit(X, reset=False, epochs=1)
-        self._set_fitted_attributes(X)
-        return self
 
     # ----------------------------------------------------------------- inference
     def predict_proba(self, X):
@@ -388,6 +272,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to assign.
 
         Returns
         -------
@@ -402,10 +287,12 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to assign.
 
         Returns
         -------
         ndarray of shape (n_samples,), dtype int64
+            The cluster labels.
         """
         energies = self._inference(self._module().bias_method("component_energy"), X)
         return energies.argmin(axis=1).astype(np.int64)
@@ -416,6 +303,7 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to encode.
         mixture_mean : bool, default=False
             False: the mean of ``p(z | x, y*)`` with ``y* = argmax_y p(y | x)``. True: the
             mean of ``p(z | x) = sum_y p(y | x) p(z | x, y)``.
@@ -442,11 +330,14 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
         return (mean, std) if return_std else mean
 
     def sample(self, n_samples=1, *, component=None, n_steps=500, random_state=None):
-        """Draw samples by SGLD from uniform noise, from ``p(x)`` or from ``p(x | y)``.
+        """Draw samples by SGLD from fresh chains, from ``p(x)`` or from ``p(x | y)``.
+
+        The chains start where training's restart (``chain_init``).
 
         Parameters
         ----------
         n_samples : int, default=1
+            Number of samples.
         component : int, default=None
             Sample from this cluster, by SGLD on ``E(x, y=component)``; ``None`` samples
             from the marginal ``E(x)``.
@@ -469,9 +360,4 @@ class GMMCEBMClusterer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Cluste
                 f"component must be an integer in [0, {self.n_clusters}); got {component!r}."
             )
         energy = ComponentEnergy(self._module(), component)
-        return self._draw_samples(n_samples, n_steps, random_state, energy)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+        return self._draw(n_samples, n_steps, random_state, energy)

@@ -1,14 +1,38 @@
 """IGEBMEncoder: the paper's IGEBM baseline, an EBM with a scalar energy, as a transformer."""
 
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-
-from ._base import BaseCEBM
+from ._base import CodesTransformerMixin
 from ._core.igebm import ScalarEnergyModel
+from ._docstrings import fill_docstring
+from ._energy_base import BaseEnergyEstimator
 
 __all__ = ["IGEBMEncoder"]
 
 
-class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
+@fill_docstring(
+    n_components=("int", "Width of the last hidden layer, the dimension of the features."),
+    encoder=(
+        "{'auto', 'mlp', 'cnn'} or torch.nn.Module",
+        """
+        The network ``f`` below the head: 'cnn' is the paper's conv net (needs
+        ``image_shape``), 'mlp' a SiLU network with ``hidden_layer_sizes``, 'auto' picks
+        'cnn' when ``image_shape`` is given. A module must map a batch shaped
+        ``(n, *input_shape)`` to ``(n, n_components)``; it is copied at fit.
+        """,
+    ),
+    hidden_layer_sizes=("tuple of int", "Hidden widths of the MLP below the last hidden layer."),
+    chain_init=(
+        "{'uniform', 'gaussian'}",
+        """
+        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
+        Yang & Ji 2021). Uniform by default: for this scalar energy the Gaussian start gave
+        worse features on the digits (few-label accuracy 33 / 56 / 72% against 39 / 67 /
+        85%) and an energy that told uniform noise from digits far worse (AUROC 0.75
+        against 1.00; ``benchmarks/results/chain_init_digits.md``).
+        """,
+    ),
+)
+class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
     """Features of the last hidden layer of an energy-based model with a scalar energy.
 
     The IGEBM baseline of the CEBM paper (Du & Mordatch, 2019): the CEBM's network and its
@@ -19,69 +43,7 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
 
     Parameters
     ----------
-    n_components : int, default=128
-        Width of the last hidden layer, the dimension of the features.
-    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module, default='auto'
-        The network ``f`` below the head: 'cnn' is the paper's conv net (needs
-        ``image_shape``), 'mlp' a SiLU network with ``hidden_layer_sizes``, 'auto' picks
-        'cnn' when ``image_shape`` is given. A module must map a batch shaped
-        ``(n, *input_shape)`` to ``(n, n_components)``; it is copied at fit.
-    image_shape : tuple of int, default=None
-        ``(channels, height, width)`` of each row of X, for the conv net. Images are scaled
-        with one range for all pixels; otherwise each feature gets its own.
-    hidden_layer_sizes : tuple of int, default=(256, 256)
-        Hidden widths of the MLP below the last hidden layer.
-    max_iter : int, default=30
-        Training epochs.
-    batch_size : int, default=128
-        Data examples (and as many model samples) per update.
-    learning_rate : float, default=1e-3
-        Adam's step size. The paper's is 1e-4 (see :func:`~sklearn_cebm.paper_settings`).
-    objective : {'pcd', 'dsm'}, default='pcd'
-        The training objective. 'pcd' is the paper's persistent contrastive divergence with
-        SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
-        needs no sampling (the ``sgld_*``, ``buffer_*``, ``chain_init``, ``energy_l2`` and
-        ``data_noise`` settings are then unused) and is several times cheaper per update,
-        but learns the density of the data convolved with ``dsm_noise``.
-    dsm_noise : float, default=0.1
-        Std of the noise of denoising score matching, in the scaled units (the data span
-        [-1, 1]); only used with ``objective='dsm'``.
-    sgld_steps : int, default=5
-        SGLD steps per update. The paper takes 60; with the persistent chains, 5 steps and
-        a larger ``learning_rate`` give better codes for the same training time on a CPU
-        (``benchmarks/results/time_to_accuracy``).
-    sgld_step_size : float, default=1.0
-        Multiplier of the energy gradient in each SGLD step, in the scaled units.
-    sgld_noise : float, default=7.5e-3
-        Std of the SGLD noise, in the scaled units.
-    buffer_size : int, default=5000
-        Persistent chains in the replay buffer.
-    buffer_reinit_fraction : float, default=0.05
-        Share of each batch of chains restarted from their start (``chain_init``).
-    chain_init : {'uniform', 'gaussian'}, default='uniform'
-        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-        Yang & Ji 2021), which puts short chains near the data from their first step.
-        Uniform by default: for this scalar energy the Gaussian start gave worse features
-        on the digits (few-label accuracy 33 / 56 / 72% against 39 / 67 / 85%) and an
-        energy that told uniform noise from digits far worse (AUROC 0.75 against 1.00;
-        ``benchmarks/results/chain_init_digits.md``).
-    energy_l2 : float, default=5e-3
-        Weight of the penalty on squared energies.
-    data_noise : float, default=0.03
-        Std of the Gaussian noise added to training data, in the scaled units.
-    device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device, default='auto'
-        Where to train; 'auto' takes CUDA when it is available.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks.
-    verbose : int, default=0
-        When positive, show skorch's progress bar during each epoch (batches done, rate,
-        time left, the latest loss and energy gap) and print its per-epoch table (loss,
-        energies, energy gap, chain movement, seconds).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the data order, the data noise and the chains.
-    warm_start : bool, default=False
-        Continue training the previous fit's network on ``fit``.
+    {parameters}
 
     Attributes
     ----------
@@ -91,15 +53,7 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
         ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
         ``energy_data`` only.
-    n_iter_ : int
-        Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
-        The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
-    device_ : torch.device
-        Device the model was trained on.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined when X has string feature names.
+    {common_attributes}
 
     See Also
     --------
@@ -125,8 +79,6 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
     >>> encoder.fit_transform(X[:200]).shape
     (200, 8)
     """
-
-    _parameter_constraints: dict = {**BaseCEBM._parameter_constraints}
 
     def __init__(
         self,
@@ -180,51 +132,8 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
     def _encoder_width(self):
         return self.n_components
 
-    def _build_energy_model(self, encoder, input_shape, generator):
+    def _build_module(self, encoder, input_shape, generator):
         return ScalarEnergyModel(encoder, self.n_components, input_shape, generator)
-
-    @property
-    def _n_features_out(self):
-        return self.n_components
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the IGEBM on X for ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; dense, finite.
-        y : Ignored
-
-        Returns
-        -------
-        self : IGEBMEncoder
-
-        Raises
-        ------
-        TrainingDivergedError
-            If the energies or weights become non-finite or explode; the estimator is
-            left as it was.
-        """
-        reset = not (self.warm_start and hasattr(self, "net_"))
-        return self._fit(X, reset=reset, epochs=self.max_iter)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
-        """Train for one epoch over X, building the model on the first call.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        self : IGEBMEncoder
-        """
-        first_pass = not hasattr(self, "net_")
-        return self._fit(X, reset=first_pass, epochs=1)
 
     def transform(self, X):
         """Activations ``silu(f(x))`` of the last hidden layer, the input of the energy head.
@@ -232,6 +141,7 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to encode.
 
         Returns
         -------
@@ -239,8 +149,3 @@ class IGEBMEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseCEBM):
             In X's float dtype.
         """
         return self._inference(self._module().features, X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags

@@ -3,12 +3,13 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.base import OutlierMixin, _fit_context
+from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseCEBM
 from ._core.biases import SphericalGaussianBias
+from ._docstrings import fill_docstring
+from ._energy_base import BaseCEBM
 
 __all__ = ["CEBMOutlierDetector"]
 
@@ -18,6 +19,42 @@ __all__ = ["CEBMOutlierDetector"]
 _AUTO_CONTAMINATION = 0.01
 
 
+@fill_docstring(
+    contamination=(
+        "'auto' or float",
+        """
+        Expected share of outliers in the training data, in ``(0, 0.5]``: ``offset_`` is
+        that percentile of the training scores. The scores are known only up to the
+        constant ``log Z``, so no fixed threshold means anything; 'auto' takes the 1st
+        percentile of the training scores, a 1% false-alarm rate on data like them.
+        """,
+    ),
+    outlier_score=(
+        "{'log_density', 'gradient_norm'}",
+        """
+        What :meth:`score_samples` returns: the unnormalised log-density ``-E(x)``, or
+        ``-||d log p(x) / dx||`` in the units of X (see :meth:`score_gradient_norm`).
+        (Not named ``score``, which would hide the :meth:`score` method.)
+        """,
+    ),
+    encoder=("{'auto', 'mlp', 'cnn'} or torch.nn.Module", "As for :class:`CEBMEncoder`."),
+    chain_init=(
+        "{'uniform', 'gaussian'}",
+        """
+        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
+        Yang & Ji 2021). Uniform by default: the chains then visit noise-like images, and
+        on Fashion-MNIST the log-density told constant images from data better (AUROC 0.92
+        against 0.89 after 20 minutes) than with the Gaussian start :class:`CEBMEncoder`
+        uses.
+        """,
+    ),
+    warm_start=(
+        "bool",
+        "Continue training the previous fit's network on ``fit``; ``offset_`` is recomputed "
+        "on the new X.",
+    ),
+)
 class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     """Unsupervised outlier detection with a conjugate energy-based model.
 
@@ -31,74 +68,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
 
     Parameters
     ----------
-    contamination : 'auto' or float, default='auto'
-        Expected share of outliers in the training data, in ``(0, 0.5]``: ``offset_`` is
-        that percentile of the training scores. The scores are known only up to the
-        constant ``log Z``, so no fixed threshold means anything; 'auto' takes the 1st
-        percentile of the training scores, a 1% false-alarm rate on data like them.
-    outlier_score : {'log_density', 'gradient_norm'}, default='log_density'
-        What :meth:`score_samples` returns: the unnormalised log-density ``-E(x)``, or
-        ``-||d log p(x) / dx||`` in the units of X (see :meth:`score_gradient_norm`).
-        (Not named ``score``, which would hide the :meth:`score` method.)
-    n_components : int, default=128
-        Latent dimension K.
-    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module, default='auto'
-        As for :class:`CEBMEncoder`.
-    image_shape : tuple of int, default=None
-        ``(channels, height, width)`` of each row of X, for the conv net.
-    hidden_layer_sizes : tuple of int, default=(256, 256)
-        Hidden widths of the MLP encoder.
-    max_iter : int, default=30
-        Training epochs.
-    batch_size : int, default=128
-        Data examples (and as many model samples) per update.
-    learning_rate : float, default=1e-3
-        Adam's step size. The paper's is 1e-4 (see :func:`~sklearn_cebm.paper_settings`).
-    objective : {'pcd', 'dsm'}, default='pcd'
-        The training objective. 'pcd' is the paper's persistent contrastive divergence with
-        SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
-        needs no sampling (the ``sgld_*``, ``buffer_*``, ``chain_init``, ``energy_l2`` and
-        ``data_noise`` settings are then unused) and is several times cheaper per update,
-        but learns the density of the data convolved with ``dsm_noise``.
-    dsm_noise : float, default=0.1
-        Std of the noise of denoising score matching, in the scaled units (the data span
-        [-1, 1]); only used with ``objective='dsm'``.
-    sgld_steps : int, default=5
-        SGLD steps per update. The paper takes 60; with the persistent chains, 5 steps and
-        a larger ``learning_rate`` give better codes for the same training time on a CPU
-        (``benchmarks/results/time_to_accuracy``).
-    sgld_step_size : float, default=1.0
-        Multiplier of the energy gradient in each SGLD step, in the scaled units.
-    sgld_noise : float, default=7.5e-3
-        Std of the SGLD noise, in the scaled units.
-    buffer_size : int, default=5000
-        Persistent chains in the replay buffer.
-    buffer_reinit_fraction : float, default=0.05
-        Share of each batch of chains restarted from their start (``chain_init``).
-    chain_init : {'uniform', 'gaussian'}, default='uniform'
-        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-        Yang & Ji 2021), which puts short chains near the data from their first step.
-        Uniform by default: the chains then visit noise-like images, and on Fashion-MNIST
-        the log-density told constant images from data better (AUROC 0.92 against 0.89
-        after 20 minutes) than with the Gaussian start :class:`CEBMEncoder` uses.
-    energy_l2 : float, default=5e-3
-        Weight of the penalty on squared energies.
-    data_noise : float, default=0.03
-        Std of the Gaussian noise added to training data, in the scaled units.
-    device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device, default='auto'
-        Where to train; 'auto' takes CUDA when it is available.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks.
-    verbose : int, default=0
-        When positive, show skorch's progress bar during each epoch (batches done, rate,
-        time left, the latest loss and energy gap) and print its per-epoch table (loss,
-        energies, energy gap, chain movement, seconds).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the data order, the data noise and the chains.
-    warm_start : bool, default=False
-        Continue training the previous fit's network on ``fit``; ``offset_`` is
-        recomputed on the new X.
+    {parameters}
 
     Attributes
     ----------
@@ -110,15 +80,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
         ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
         ``energy_data`` only.
-    n_iter_ : int
-        Epochs trained in total.
-    input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
-        The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
-    device_ : torch.device
-        Device the model was trained on.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined when X has string feature names.
+    {common_attributes}
 
     See Also
     --------
@@ -218,30 +180,9 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     def _build_bias(self):
         return SphericalGaussianBias(self.n_components)
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the CEBM on X and set ``offset_`` from the training scores.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; dense, finite.
-        y : Ignored
-
-        Returns
-        -------
-        self : CEBMOutlierDetector
-
-        Raises
-        ------
-        TrainingDivergedError
-            If the energies or weights become non-finite or explode.
-        """
-        reset = not (self.warm_start and hasattr(self, "net_"))
-        self._fit(X, reset=reset, epochs=self.max_iter)
+    def _on_fit_end(self, X):
         contamination = _AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
         self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * contamination))
-        return self
 
     def score_samples(self, X):
         """Normality score of each sample: higher is more typical of the training data.
@@ -249,6 +190,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score.
 
         Returns
         -------
@@ -267,10 +209,12 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            Negative for outliers.
         """
         check_is_fitted(self, "offset_")
         return self.score_samples(X) - self.offset_
@@ -281,6 +225,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to label.
 
         Returns
         -------

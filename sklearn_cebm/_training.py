@@ -1,42 +1,37 @@
 """Training an energy on skorch: persistent contrastive divergence or score matching.
 
 Knows torch and skorch, not scikit-learn. The public estimators build a :class:`PCDNet`
-(or, for ``objective='dsm'``, a :class:`DSMNet`) around a
-:class:`~sklearn_cebm._core.model.ConjugateEnergyModel` and call ``fit`` or
-``partial_fit`` on it.
+(or, for ``objective='dsm'``, a :class:`DSMNet`) around an energy model such as
+:class:`~sklearn_cebm._core.model.ConjugateEnergyModel`, call ``partial_fit`` on it, and
+ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
+:class:`SeededNet`, which the VAE's :class:`~sklearn_cebm._vae_training.ELBONet` shares.
 """
-
-import warnings
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
+from ._callbacks import SamplerMonitor
 from ._core.chain_starts import UniformStart, fit_chain_start
-from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics
+from ._core.losses import (
+    ContrastiveDivergenceLoss,
+    DenoisingScoreMatchingLoss,
+    scaled_energy_gradient,
+)
+from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics, sample_fresh_chains
 
 __all__ = [
     "DSMNet",
     "EnergyNet",
     "PCDNet",
-    "SamplerMonitor",
-    "SamplerWarning",
+    "SeededNet",
     "TrainingDivergedError",
 ]
 
 # Energies beyond this magnitude mean the energy has run away: the L2 penalty keeps
 # well-behaved runs orders of magnitude below it.
 ENERGY_MAGNITUDE_LIMIT = 1e6
-
-# Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
-# hover near zero. A gap of this many energy units means the chains no longer follow the
-# energy (the speed issue's runaway run reached -100).
-ENERGY_GAP_WARNING = 10.0
-# Root-mean-square change per coordinate over one SGLD run, in the sampler's [-1, 1] box,
-# below which the chains are not exploring (pinned to the box's faces, or noise and steps
-# too small to move them).
-STUCK_CHAIN_DISPLACEMENT = 1e-3
 
 _DIAGNOSTICS = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
 
@@ -61,28 +56,6 @@ class TrainingDivergedError(RuntimeError):
     """
 
 
-class SamplerWarning(UserWarning):
-    """The PCD sampler looks unhealthy: a runaway energy gap, or chains that do not move.
-
-    Issued at most once per kind and fit by :class:`SamplerMonitor`, a default callback of
-    every estimator's training.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> import numpy as np
-    >>> from sklearn_cebm import CEBMEncoder, SamplerWarning
-    >>> X = np.random.default_rng(0).normal(size=(100, 3))
-    >>> frozen = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, sgld_steps=2,
-    ...                      sgld_step_size=0.0, sgld_noise=0.0, buffer_size=50)
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     _ = frozen.fit(X)
-    >>> any(issubclass(w.category, SamplerWarning) for w in caught)
-    True
-    """
-
-
 def _divergence_message(what):
     return (
         f"CEBM training diverged: {what}. Lower learning_rate or sgld_step_size, raise "
@@ -90,66 +63,8 @@ def _divergence_message(what):
     )
 
 
-class SamplerMonitor(Callback):
-    """Warn, once per fit, when the per-epoch diagnostics say the sampler is not keeping up.
-
-    Reads ``energy_gap`` and ``chain_displacement`` from the epoch's history and issues a
-    :class:`SamplerWarning` naming the setting to change. A gap beyond the limit must last
-    ``patience`` epochs in a row: one epoch's excursion that the chains then catch up with
-    is common early in training and is no runaway.
-
-    Parameters
-    ----------
-    gap_limit : float, default=10.0
-        Largest healthy ``|E(data) - E(model)|``, in energy units.
-    stuck_displacement : float, default=1e-3
-        Smallest healthy RMS move of a chain coordinate over one SGLD run.
-    patience : int, default=2
-        Consecutive epochs the gap must exceed ``gap_limit`` before the warning.
-    """
-
-    def __init__(
-        self,
-        gap_limit=ENERGY_GAP_WARNING,
-        stuck_displacement=STUCK_CHAIN_DISPLACEMENT,
-        patience=2,
-    ):
-        self.gap_limit = gap_limit
-        self.stuck_displacement = stuck_displacement
-        self.patience = patience
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.warned_ = set()
-
-    def on_epoch_end(self, net, **kwargs):
-        epoch = net.history[-1]
-        gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
-        # Epochs cut short by an interrupt record no gap; they do not break a run.
-        measured = [past["energy_gap"] for past in net.history if "energy_gap" in past]
-        recent = measured[-self.patience :]
-        if len(recent) == self.patience and all(abs(g) > self.gap_limit for g in recent):
-            self._warn_once(
-                "gap",
-                f"The energy gap E(data) - E(model) reached {gap:+.3g} in epoch "
-                f"{epoch['epoch']} and stayed beyond {self.gap_limit:g} for {self.patience} "
-                "epochs: the SGLD chains no longer follow the energy. Raise sgld_steps or "
-                "sgld_step_size, or lower learning_rate.",
-            )
-        if net.sgld_steps > 0 and displacement < self.stuck_displacement:
-            self._warn_once(
-                "stuck",
-                f"The SGLD chains moved {displacement:.2g} per coordinate in epoch "
-                f"{epoch['epoch']}: they look stuck. Raise sgld_step_size or sgld_noise.",
-            )
-
-    def _warn_once(self, kind, message):
-        if kind not in self.warned_:
-            self.warned_.add(kind)
-            warnings.warn(message, SamplerWarning, stacklevel=2)
-
-
-class EnergyNet(NeuralNet):
-    """What the energy trainers share: a seeded generator, and loud failure on divergence.
+class SeededNet(NeuralNet):
+    """What every net of this package shares: a seeded generator, and loud divergence.
 
     Parameters
     ----------
@@ -169,6 +84,10 @@ class EnergyNet(NeuralNet):
             return []
         bar = ProgressBar(postfix_keys=["train_loss", *postfix_keys])
         return [("progress_bar", bar)]
+
+    def _scoring_callbacks(self, names):
+        """Per-epoch averages of what the training step records per batch, under ``names``."""
+        return [(name, PassthroughScoring(name=name, on_train=True)) for name in names]
 
     def initialize(self):
         """Initialise skorch's components and the random generator."""
@@ -192,22 +111,6 @@ class EnergyNet(NeuralNet):
             self._device_generator = generator
         return generator
 
-    def _with_regularizer(self, loss, x_data):
-        """``loss`` plus the module's own penalty on the data batch, where it has one."""
-        regularizer = getattr(self.module_, "regularizer", None)
-        penalty = None if regularizer is None else regularizer(x_data)
-        return loss if penalty is None else loss + penalty
-
-    def _check_energies(self, **energies):
-        for name, energy in energies.items():
-            if not torch.isfinite(energy).all():
-                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
-            largest = energy.abs().max().item()
-            if largest > ENERGY_MAGNITUDE_LIMIT:
-                raise TrainingDivergedError(
-                    _divergence_message(f"energy of {name} reached {largest:.3g}")
-                )
-
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Refuse to finish with non-finite weights."""
         super().on_train_end(net, X=X, y=y, **kwargs)
@@ -221,28 +124,113 @@ class EnergyNet(NeuralNet):
         return state
 
 
+class EnergyNet(SeededNet):
+    """A net whose module maps inputs to energies ``E(x)``: checks, loss and sampling.
+
+    The loss is the criterion of a prediction and a target (skorch's :meth:`get_loss`)
+    plus the module's own penalty on the data batch, where it has one (a mixture bias's
+    cluster-balance term).
+
+    Parameters
+    ----------
+    sgld_step_size : float
+        Multiplier of the energy gradient in SGLD.
+    sgld_noise : float
+        Std of the SGLD noise.
+    seed : int
+        Seed of the generator that drives every random draw of training.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, *args, sgld_step_size, sgld_noise, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sgld_step_size = sgld_step_size
+        self.sgld_noise = sgld_noise
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion's loss, plus the module's ``regularizer(X)`` where it has one."""
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        regularizer = getattr(self.module_, "regularizer", None)
+        penalty = None if regularizer is None or X is None else regularizer(X)
+        return loss if penalty is None else loss + penalty
+
+    def _check_energies(self, **energies):
+        for name, energy in energies.items():
+            if not torch.isfinite(energy).all():
+                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
+            largest = energy.abs().max().item()
+            if largest > ENERGY_MAGNITUDE_LIMIT:
+                raise TrainingDivergedError(
+                    _divergence_message(f"energy of {name} reached {largest:.3g}")
+                )
+
+    def chain_start(self, sample_shape):
+        """Where fresh SGLD chains start: uniform noise on the sampler's box."""
+        return UniformStart(sample_shape)
+
+    def sample(self, n_samples, n_steps, seed, sample_shape, energy=None):
+        """``n_samples`` draws by ``n_steps`` of SGLD from fresh chains, on the CPU.
+
+        Parameters
+        ----------
+        n_samples, n_steps : int
+        seed : int
+            Seeds a generator on the training device for the chains and their noise.
+        sample_shape : tuple of int
+            Shape of one sample, in the sampler's box.
+        energy : torch.nn.Module, default=None
+            The energy to sample; the module's ``E(x)`` by default (a mixture's
+            component energy samples ``p(x | y)``).
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, *sample_shape)
+        """
+        self.module_.eval()
+        generator = torch.Generator(self.device).manual_seed(seed)
+        samples = sample_fresh_chains(
+            self.module_ if energy is None else energy,
+            n_samples,
+            self.chain_start(sample_shape),
+            n_steps=n_steps,
+            step_size=self.sgld_step_size,
+            noise_std=self.sgld_noise,
+            generator=generator,
+        )
+        return samples.cpu()
+
+
 class DSMNet(EnergyNet):
     """A skorch net whose training step is one denoising-score-matching update.
 
-    No sampling: each step noises the data batch and matches the energy's score to the
-    noise's (:class:`~sklearn_cebm._core.losses.DenoisingScoreMatchingLoss`, the
+    No sampling: each step noises the data batch, ``x + noise_std * eps``, and regresses
+    the energy's scaled score ``noise_std * grad_x E`` there onto ``eps``
+    (:class:`~sklearn_cebm._core.losses.DenoisingScoreMatchingLoss`, the default
     criterion). The mean energy of the noised batch is recorded per batch and averaged per
     epoch in ``history`` as ``energy_data``.
 
     Parameters
     ----------
+    noise_std : float
+        Std of the noise added to the data.
+    sgld_step_size, sgld_noise : float
+        The SGLD settings of :meth:`sample`.
     seed : int
         Seed of the generator that draws the noise.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`; ``criterion__noise_std`` sets the noise.
+        Passed to :class:`skorch.NeuralNet`.
     """
+
+    def __init__(self, module, *args, criterion=DenoisingScoreMatchingLoss, noise_std, **kwargs):
+        super().__init__(module, criterion, *args, **kwargs)
+        self.noise_std = noise_std
 
     @property
     def _default_callbacks(self):
         return [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("energy_data", PassthroughScoring(name="energy_data", on_train=True)),
+            *self._scoring_callbacks(["train_loss", "energy_data"]),
             *self._progress_callbacks(["energy_data"]),
             ("print_log", PrintLog()),
         ]
@@ -252,9 +240,12 @@ class DSMNet(EnergyNet):
         self._set_training(True)
         x_data, _ = unpack_data(batch)
         x_data = x_data.to(self.device, torch.float32)
-        loss, energies = self.criterion_(self.module_, x_data, self.device_generator())
+        noise = torch.randn(x_data.shape, generator=self.device_generator(), device=self.device)
+        scaled_gradient, energies = scaled_energy_gradient(
+            self.module_, x_data + self.noise_std * noise, self.noise_std
+        )
         self._check_energies(data=energies)
-        loss = self._with_regularizer(loss, x_data)
+        loss = self.get_loss(scaled_gradient, noise, X=x_data, training=True)
         loss.backward()
         self.history.record_batch("energy_data", energies.mean().item())
         return {"loss": loss, "y_pred": energies}
@@ -264,11 +255,13 @@ class PCDNet(EnergyNet):
     """A skorch net whose training step is one PCD update (Sec. 2.1).
 
     Each step draws chains from a replay buffer, advances them with SGLD (Eq. 3) with the
-    weights frozen, and descends the
-    :class:`~sklearn_cebm._core.losses.ContrastiveDivergenceLoss` on the energies of the
-    noisy data batch and the model samples. The mean energies of both, their gap and
-    the chains' RMS move per coordinate (``chain_displacement``) are recorded per batch and
-    averaged per epoch in ``history``; :class:`SamplerMonitor` warns when they look wrong.
+    weights frozen, and descends the criterion
+    (:class:`~sklearn_cebm._core.losses.ContrastiveDivergenceLoss` by default) of the
+    energies of the noisy data batch (the prediction) and of the model samples (in the
+    target's place). The mean energies of both, their gap and the chains' RMS move per
+    coordinate (``chain_displacement``) are recorded per batch and averaged per epoch in
+    ``history``; :class:`~sklearn_cebm._callbacks.SamplerMonitor` warns when they look
+    wrong.
 
     Parameters
     ----------
@@ -296,20 +289,18 @@ class PCDNet(EnergyNet):
 
     def __init__(
         self,
+        module,
         *args,
+        criterion=ContrastiveDivergenceLoss,
         sgld_steps,
-        sgld_step_size,
-        sgld_noise,
         buffer_size,
         buffer_reinit_fraction,
         data_noise,
         chain_init="uniform",
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(module, criterion, *args, **kwargs)
         self.sgld_steps = sgld_steps
-        self.sgld_step_size = sgld_step_size
-        self.sgld_noise = sgld_noise
         self.buffer_size = buffer_size
         self.buffer_reinit_fraction = buffer_reinit_fraction
         self.chain_init = chain_init
@@ -317,13 +308,9 @@ class PCDNet(EnergyNet):
 
     @property
     def _default_callbacks(self):
-        diagnostics = [
-            (name, PassthroughScoring(name=name, on_train=True)) for name in _DIAGNOSTICS
-        ]
         return [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            *diagnostics,
+            *self._scoring_callbacks(["train_loss", *_DIAGNOSTICS]),
             ("sampler_monitor", SamplerMonitor()),
             *self._progress_callbacks(["energy_gap"]),
             ("print_log", PrintLog()),
@@ -344,16 +331,20 @@ class PCDNet(EnergyNet):
             kind = getattr(self, "chain_init", "uniform")
             self.chain_start_ = fit_chain_start(kind, torch.as_tensor(X, device="cpu"))
 
+    def chain_start(self, sample_shape):
+        """Where chains start: the start fitted to the training data, once there is one."""
+        start = getattr(self, "chain_start_", None)
+        if start is not None:
+            return start
+        if self.chain_init != "uniform":
+            raise RuntimeError("chain_init='gaussian' needs fit to see the data first.")
+        return super().chain_start(sample_shape)
+
     def sample_model(self, n_samples, sample_shape):
         """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
         generator = self.device_generator()
         if self.replay_buffer_ is None:
-            start = self.chain_start_
-            if start is None:  # a step outside fit, which has seen no data
-                if self.chain_init != "uniform":
-                    raise RuntimeError("chain_init='gaussian' needs fit to see the data first.")
-                start = UniformStart(sample_shape)
-            start = start.to(self.device)
+            start = self.chain_start(sample_shape).to(self.device)
             self.replay_buffer_ = ReplayBuffer.from_start(
                 self.buffer_size, start, self.buffer_reinit_fraction, generator
             )
@@ -387,8 +378,7 @@ class PCDNet(EnergyNet):
         energy_data = self.module_(x_data)
         energy_model = self.module_(x_model)
         self._check_energies(data=energy_data, **{"model samples": energy_model})
-        loss = self.criterion_(energy_data, energy_model)
-        loss = self._with_regularizer(loss, x_data)
+        loss = self.get_loss(energy_data, energy_model, X=x_data, training=True)
         loss.backward()
         mean_data, mean_model = energy_data.mean().item(), energy_model.mean().item()
         self.history.record_batch("energy_data", mean_data)

@@ -5,11 +5,11 @@ Knows torch and skorch, not scikit-learn. :class:`~sklearn_cebm.VAEEncoder` buil
 """
 
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import EpochTimer, PrintLog
 from skorch.dataset import unpack_data
 
-from ._training import TrainingDivergedError
+from ._core.model import INFERENCE_BATCH_SIZE, map_batches
+from ._training import SeededNet, TrainingDivergedError
 
 __all__ = ["ELBONet", "MeanNegativeELBO"]
 
@@ -21,13 +21,14 @@ class MeanNegativeELBO(torch.nn.Module):
         return negative_elbo.mean()
 
 
-class ELBONet(NeuralNet):
+class ELBONet(SeededNet):
     """A skorch net whose training step is one stochastic ELBO ascent step.
 
     Each step draws ``n_draws`` reparameterisation noises per row from the net's own
     generator (on the CPU, then moved, so the run is reproducible on any device), evaluates
-    the module's ``elbo`` and descends its negative mean. The mean ELBO is recorded per
-    batch and averaged per epoch in ``history`` as ``elbo``.
+    the module's ``elbo`` and descends the criterion, the negative mean
+    (:class:`MeanNegativeELBO` by default). The mean ELBO is recorded per batch and
+    averaged per epoch in ``history`` as ``elbo``.
 
     Parameters
     ----------
@@ -39,25 +40,21 @@ class ELBONet(NeuralNet):
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, n_draws, seed, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, module, *args, criterion=MeanNegativeELBO, n_draws, **kwargs):
+        super().__init__(module, criterion, *args, **kwargs)
         self.n_draws = n_draws
-        self.seed = seed
 
     @property
     def _default_callbacks(self):
         return [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("elbo", PassthroughScoring(name="elbo", on_train=True)),
+            *self._scoring_callbacks(["train_loss", "elbo"]),
             ("print_log", PrintLog()),
         ]
 
-    def initialize(self):
-        """Initialise skorch's components and the random generator."""
-        super().initialize()
-        self.random_generator_ = torch.Generator().manual_seed(self.seed)
-        return self
+    def get_loss(self, y_pred, y_true=None, X=None, training=False):
+        """The criterion of the per-row negative ELBO; there is no target."""
+        return self.criterion_(y_pred)
 
     def train_step_single(self, batch, **fit_params):
         """One step's loss and gradients; records the mean ELBO."""
@@ -72,7 +69,18 @@ class ELBONet(NeuralNet):
                 "VAE training diverged: non-finite ELBO. Lower learning_rate or scale the "
                 "inputs to a moderate range; the estimator was left unchanged."
             )
-        loss = self.criterion_(negative_elbo)
+        loss = self.get_loss(negative_elbo, X=x, training=True)
         loss.backward()
         self.history.record_batch("elbo", -loss.item())
         return {"loss": loss, "y_pred": negative_elbo}
+
+    def sample(self, n_samples, seed):
+        """Decoded means of ``n_samples`` draws ``z ~ N(0, I)`` of the prior, on the CPU.
+
+        The draws come from a CPU generator seeded with ``seed``, so they are the same on
+        any device.
+        """
+        self.module_.eval()
+        generator = torch.Generator().manual_seed(seed)
+        z = torch.randn((n_samples, self.module_.n_latent), generator=generator)
+        return map_batches(self.module_.decode, z, INFERENCE_BATCH_SIZE, torch.device(self.device))

@@ -7,17 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from sklearn_cebm._callbacks import SamplerMonitor, SamplerWarning
 from sklearn_cebm._core.biases import GaussianMixtureBias, SphericalGaussianBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
-from sklearn_cebm._core.losses import ContrastiveDivergenceLoss, DenoisingScoreMatchingLoss
+from sklearn_cebm._core.losses import ContrastiveDivergenceLoss
 from sklearn_cebm._core.model import ConjugateEnergyModel
-from sklearn_cebm._training import (
-    DSMNet,
-    PCDNet,
-    SamplerMonitor,
-    SamplerWarning,
-    TrainingDivergedError,
-)
+from sklearn_cebm._training import DSMNet, PCDNet, TrainingDivergedError
 
 N_FEATURES = 8
 
@@ -53,7 +48,7 @@ def _model(seed):
 
 
 def _net(seed, module=None, **overrides):
-    """A PCDNet assembled as ``BaseCEBM._build_net`` does, every generator seeded."""
+    """A PCDNet assembled as ``BaseEnergyEstimator._build_net`` does, generators seeded."""
     settings = {**_TINY_SETTINGS, **overrides}
     energy_l2 = settings.pop("energy_l2")
     net = PCDNet(
@@ -240,12 +235,13 @@ def test_update_gradient_adds_the_models_regularizer():
 
 
 def _dsm_net(seed, noise_std=0.1, **overrides):
-    """A DSMNet assembled as ``BaseCEBM._build_net`` does for ``objective='dsm'``."""
+    """A DSMNet assembled as ``BaseEnergyEstimator._build_net`` does for ``objective='dsm'``."""
     settings = {**dict(lr=2e-2, max_epochs=5, batch_size=32), **overrides}
     net = DSMNet(
         module=_model(seed),
-        criterion=DenoisingScoreMatchingLoss,
-        criterion__noise_std=noise_std,
+        noise_std=noise_std,
+        sgld_step_size=1.0,
+        sgld_noise=0.01,
         optimizer=torch.optim.Adam,
         train_split=None,
         iterator_train__shuffle=True,

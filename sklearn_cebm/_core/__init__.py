@@ -11,7 +11,7 @@ from .sgld import (
     ReplayBuffer,
     frozen_parameters,
     langevin_dynamics,
-    sample_from_noise,
+    sample_fresh_chains,
     uniform_noise,
 )
 
@@ -27,6 +27,6 @@ __all__ = [
     "initialize_layers",
     "langevin_dynamics",
     "map_batches",
-    "sample_from_noise",
+    "sample_fresh_chains",
     "uniform_noise",
 ]

@@ -10,6 +10,7 @@ __all__ = [
     "DenoisingScoreMatchingLoss",
     "cluster_balance_divergence",
     "denoising_score_matching_loss",
+    "scaled_energy_gradient",
 ]
 
 
@@ -39,21 +40,44 @@ class ContrastiveDivergenceLoss(nn.Module):
 
 
 class DenoisingScoreMatchingLoss(nn.Module):
-    """:func:`denoising_score_matching_loss` as a module holding its noise level.
+    """Denoising score matching as a regression: ``0.5 * mean_n ||prediction_n - noise_n||**2``.
+
+    The prediction is the model's scaled score on the noised data, ``noise_std *
+    grad_x E(x + noise_std * noise)`` (:func:`scaled_energy_gradient`), the target the noise
+    itself; see :func:`denoising_score_matching_loss` for why this learns the energy.
+    Written as a loss of a prediction and a target, it is what a skorch criterion is.
+    """
+
+    def forward(self, scaled_gradient, noise):
+        """Scalar loss: half the squared residual summed per example, averaged over them."""
+        residual = scaled_gradient - noise
+        return 0.5 * residual.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def scaled_energy_gradient(energy, x_noisy, noise_std):
+    """``noise_std * grad_x E(x_noisy)`` with its graph kept, and the energies ``E(x_noisy)``.
+
+    The prediction of denoising score matching (:class:`DenoisingScoreMatchingLoss`). The
+    gradient is taken with ``create_graph=True``, so a loss on it backpropagates into the
+    energy's weights.
 
     Parameters
     ----------
+    energy : callable
+        Maps a batch ``(n, *shape)`` to energies ``(n,)``.
+    x_noisy : torch.Tensor of shape (n, *shape)
+        Noised data; a copy that requires grad is differentiated, not ``x_noisy`` itself.
     noise_std : float
-        Std ``sigma`` of the Gaussian noise added to the data.
+
+    Returns
+    -------
+    scaled_gradient : torch.Tensor of shape (n, *shape)
+    energies : torch.Tensor of shape (n,)
     """
-
-    def __init__(self, noise_std):
-        super().__init__()
-        self.noise_std = noise_std
-
-    def forward(self, energy, x, generator=None):
-        """``(loss, energies of the noised batch)`` for the energy function on batch x."""
-        return denoising_score_matching_loss(energy, x, self.noise_std, generator)
+    x_noisy = x_noisy.detach().requires_grad_(True)
+    energies = energy(x_noisy)
+    (gradient,) = torch.autograd.grad(energies.sum(), x_noisy, create_graph=True)
+    return noise_std * gradient, energies
 
 
 def denoising_score_matching_loss(energy, x, noise_std, generator=None):
@@ -64,9 +88,7 @@ def denoising_score_matching_loss(energy, x, noise_std, generator=None):
     their squared distance weighted by ``noise_std**2``, averaged over the batch:
     ``0.5 * mean_n || noise_std * grad_x E(x_noisy_n) - eps_n ||**2``. Its minimiser over
     all energies is the score of the data convolved with the noise, so the energy is
-    learned without sampling from the model, at the price of a smoothed density. The
-    gradient is taken with ``create_graph=True``, so the loss backpropagates into the
-    weights.
+    learned without sampling from the model, at the price of a smoothed density.
 
     Parameters
     ----------
@@ -82,16 +104,13 @@ def denoising_score_matching_loss(energy, x, noise_std, generator=None):
     Returns
     -------
     loss : torch.Tensor
-        A non-negative scalar.
+        A non-negative scalar that backpropagates into the energy's weights.
     energies : torch.Tensor of shape (n,)
         ``E(x_noisy)``, for diagnostics.
     """
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    x_noisy = (x + noise_std * noise).requires_grad_(True)
-    energies = energy(x_noisy)
-    (gradient,) = torch.autograd.grad(energies.sum(), x_noisy, create_graph=True)
-    residual = noise_std * gradient - noise
-    return 0.5 * residual.flatten(1).pow(2).sum(dim=1).mean(), energies
+    scaled_gradient, energies = scaled_energy_gradient(energy, x + noise_std * noise, noise_std)
+    return DenoisingScoreMatchingLoss()(scaled_gradient, noise), energies
 
 
 def cluster_balance_divergence(log_responsibilities, log_weights):

@@ -5,7 +5,11 @@ from torch import nn
 
 from .exponential_family import negative_precision_term
 
-__all__ = ["ComponentEnergy", "ConjugateEnergyModel", "map_batches"]
+__all__ = ["INFERENCE_BATCH_SIZE", "ComponentEnergy", "ConjugateEnergyModel", "map_batches"]
+
+# Rows per forward pass at inference: large enough to keep the kernels busy, small enough
+# that a conv net's activations for 28x28 images stay well under a gigabyte.
+INFERENCE_BATCH_SIZE = 1024
 
 
 class ConjugateEnergyModel(nn.Module):

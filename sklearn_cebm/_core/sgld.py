@@ -10,7 +10,7 @@ __all__ = [
     "ReplayBuffer",
     "frozen_parameters",
     "langevin_dynamics",
-    "sample_from_noise",
+    "sample_fresh_chains",
     "uniform_noise",
 ]
 
@@ -156,39 +156,35 @@ class ReplayBuffer:
         self.__dict__.update(state)
 
 
-def sample_from_noise(
+def sample_fresh_chains(
     energy_module,
     n_samples,
-    sample_shape,
+    start,
     *,
     n_steps,
     step_size,
     noise_std,
     generator,
-    start=None,
 ):
-    """Draw ``n_samples`` by SGLD from fresh chains, weights frozen.
+    """Draw ``n_samples`` by SGLD from fresh chains drawn from ``start``, weights frozen.
 
     Parameters
     ----------
     energy_module : torch.nn.Module
         Maps a batch to energies ``(n,)``.
     n_samples : int
-    sample_shape : tuple of int
-        Shape of one sample.
+    start : UniformStart or GaussianStart
+        Where the chains start (:mod:`~sklearn_cebm._core.chain_starts`).
     n_steps, step_size, noise_std :
         As in :func:`langevin_dynamics`.
     generator : torch.Generator
         On the module's device.
-    start : UniformStart or GaussianStart, optional
-        Where the chains start; uniform noise on ``[-1, 1]`` by default.
 
     Returns
     -------
-    torch.Tensor of shape (n_samples, *sample_shape)
+    torch.Tensor of shape (n_samples, *start.sample_shape)
     """
-    start = UniformStart(sample_shape) if start is None else start.to(generator.device)
-    initial = start.draw(n_samples, generator)
+    initial = start.to(generator.device).draw(n_samples, generator)
     with frozen_parameters(energy_module):
         return langevin_dynamics(
             energy_module,

@@ -11,6 +11,7 @@ from sklearn_cebm._core.losses import (
     DenoisingScoreMatchingLoss,
     cluster_balance_divergence,
     denoising_score_matching_loss,
+    scaled_energy_gradient,
 )
 
 
@@ -165,11 +166,25 @@ def test_score_matching_is_minimised_by_the_noised_data_density():
     x = s * torch.randn(20_000, 2, generator=generator, dtype=torch.float64)
     energy = _Quadratic(1.0)
     optimizer = torch.optim.Adam(energy.parameters(), lr=0.05)
-    loss_module = DenoisingScoreMatchingLoss(sigma)
     for _ in range(300):
         optimizer.zero_grad()
-        loss, _ = loss_module(energy, x, generator)
+        loss, _ = denoising_score_matching_loss(energy, x, sigma, generator)
         loss.backward()
         optimizer.step()
 
     assert energy.precision.item() == pytest.approx(1 / (s**2 + sigma**2), rel=0.05)
+
+
+def test_score_matching_criterion_is_the_regression_of_the_scaled_score_on_the_noise():
+    # The skorch criterion regresses sigma * dE/dx at the noised data onto the noise; with
+    # the same noise it gives the loss of denoising_score_matching_loss.
+    s, sigma, a = 0.7, 0.3, 1.5
+    x = s * torch.randn(500, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    energy = _Quadratic(a)
+    expected, _ = denoising_score_matching_loss(energy, x, sigma, torch.Generator().manual_seed(3))
+
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=x.dtype)
+    scaled_gradient, energies = scaled_energy_gradient(energy, x + sigma * noise, sigma)
+    torch.testing.assert_close(scaled_gradient, sigma * a * (x + sigma * noise))
+    torch.testing.assert_close(energies, energy(x + sigma * noise))
+    assert DenoisingScoreMatchingLoss()(scaled_gradient, noise).item() == expected.item()

@@ -12,7 +12,7 @@ from sklearn_cebm._core.sgld import (
     ReplayBuffer,
     frozen_parameters,
     langevin_dynamics,
-    sample_from_noise,
+    sample_fresh_chains,
     uniform_noise,
 )
 
@@ -293,13 +293,13 @@ def test_replay_buffer_pickles_cuda_chains_to_cpu():
     assert restored.to("cuda").samples.device.type == "cuda"
 
 
-def test_sample_from_noise_shape_bounds_and_frozen_weights():
+def test_sample_fresh_chains_shape_bounds_and_frozen_weights():
     module = nn.Sequential(nn.Flatten(), nn.Linear(6, 1), nn.Flatten(0))
 
-    samples = sample_from_noise(
+    samples = sample_fresh_chains(
         module,
         9,
-        (2, 3),
+        UniformStart((2, 3)),
         n_steps=4,
         step_size=0.5,
         noise_std=0.05,
@@ -312,11 +312,11 @@ def test_sample_from_noise_shape_bounds_and_frozen_weights():
     assert all(parameter.grad is None for parameter in module.parameters())
 
 
-def test_sample_from_noise_zero_steps_is_uniform_noise():
-    samples = sample_from_noise(
+def test_sample_fresh_chains_zero_steps_is_its_start():
+    samples = sample_fresh_chains(
         nn.Linear(2, 1),
         4000,
-        (2,),
+        UniformStart((2,)),
         n_steps=0,
         step_size=1.0,
         noise_std=1.0,

@@ -1,0 +1,150 @@
+"""skorch callbacks of the energy trainers: the sampler's health, and the mixture's seeding.
+
+Knows torch and skorch, not scikit-learn: the seeding callback takes the function that
+chooses the seeds from its caller.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from ._core.model import INFERENCE_BATCH_SIZE, map_batches
+
+__all__ = ["MixtureMeansSeeding", "SamplerMonitor", "SamplerWarning"]
+
+# Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
+# hover near zero. A gap of this many energy units means the chains no longer follow the
+# energy (the speed issue's runaway run reached -100).
+ENERGY_GAP_WARNING = 10.0
+# Root-mean-square change per coordinate over one SGLD run, in the sampler's [-1, 1] box,
+# below which the chains are not exploring (pinned to the box's faces, or noise and steps
+# too small to move them).
+STUCK_CHAIN_DISPLACEMENT = 1e-3
+
+
+class SamplerWarning(UserWarning):
+    """The PCD sampler looks unhealthy: a runaway energy gap, or chains that do not move.
+
+    Issued at most once per kind and fit by :class:`SamplerMonitor`, a default callback of
+    every estimator's training.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn_cebm import CEBMEncoder, SamplerWarning
+    >>> X = np.random.default_rng(0).normal(size=(100, 3))
+    >>> frozen = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, sgld_steps=2,
+    ...                      sgld_step_size=0.0, sgld_noise=0.0, buffer_size=50)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = frozen.fit(X)
+    >>> any(issubclass(w.category, SamplerWarning) for w in caught)
+    True
+    """
+
+
+class SamplerMonitor(Callback):
+    """Warn, once per fit, when the per-epoch diagnostics say the sampler is not keeping up.
+
+    Reads ``energy_gap`` and ``chain_displacement`` from the epoch's history and issues a
+    :class:`SamplerWarning` naming the setting to change. A gap beyond the limit must last
+    ``patience`` epochs in a row: one epoch's excursion that the chains then catch up with
+    is common early in training and is no runaway.
+
+    Parameters
+    ----------
+    gap_limit : float, default=10.0
+        Largest healthy ``|E(data) - E(model)|``, in energy units.
+    stuck_displacement : float, default=1e-3
+        Smallest healthy RMS move of a chain coordinate over one SGLD run.
+    patience : int, default=2
+        Consecutive epochs the gap must exceed ``gap_limit`` before the warning.
+    """
+
+    def __init__(
+        self,
+        gap_limit=ENERGY_GAP_WARNING,
+        stuck_displacement=STUCK_CHAIN_DISPLACEMENT,
+        patience=2,
+    ):
+        self.gap_limit = gap_limit
+        self.stuck_displacement = stuck_displacement
+        self.patience = patience
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.warned_ = set()
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = net.history[-1]
+        gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
+        # Epochs cut short by an interrupt record no gap; they do not break a run.
+        measured = [past["energy_gap"] for past in net.history if "energy_gap" in past]
+        recent = measured[-self.patience :]
+        if len(recent) == self.patience and all(abs(g) > self.gap_limit for g in recent):
+            self._warn_once(
+                "gap",
+                f"The energy gap E(data) - E(model) reached {gap:+.3g} in epoch "
+                f"{epoch['epoch']} and stayed beyond {self.gap_limit:g} for {self.patience} "
+                "epochs: the SGLD chains no longer follow the energy. Raise sgld_steps or "
+                "sgld_step_size, or lower learning_rate.",
+            )
+        if net.sgld_steps > 0 and displacement < self.stuck_displacement:
+            self._warn_once(
+                "stuck",
+                f"The SGLD chains moved {displacement:.2g} per coordinate in epoch "
+                f"{epoch['epoch']}: they look stuck. Raise sgld_step_size or sgld_noise.",
+            )
+
+    def _warn_once(self, kind, message):
+        if kind not in self.warned_:
+            self.warned_.add(kind)
+            warnings.warn(message, SamplerWarning, stacklevel=2)
+
+
+class MixtureMeansSeeding(Callback):
+    """Place a mixture bias's component means on the data's codes after the first epoch.
+
+    The evidence of component ``l`` is, up to a factor that does not depend on ``l``, the
+    density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
+    ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so seeds chosen
+    among the codes of the training data, once the encoder has trained for one epoch,
+    give every component a share of the data. It acts once in a net's life: at the end of
+    the net's first epoch.
+
+    Parameters
+    ----------
+    choose_seeds : callable
+        ``choose_seeds(codes, n_seeds) -> ndarray of shape (n_seeds, K)``: the seeds,
+        given the float64 codes ``(n, K)`` of the training data (k-means++ for the
+        clusterer). Must be picklable, as the net is.
+    """
+
+    def __init__(self, choose_seeds):
+        self.choose_seeds = choose_seeds
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.training_data_ = X
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) != 1 or self.training_data_ is None:
+            return
+        module = net.module_
+        module.eval()
+        codes = map_batches(
+            module.bias_method("statistic_means"),
+            self.training_data_,
+            INFERENCE_BATCH_SIZE,
+            torch.device(net.device),
+        )
+        codes = codes.numpy().astype(np.float64)
+        means = module.bias.means.detach().cpu().numpy().copy()
+        n_seeds = min(len(means), len(codes))
+        means[:n_seeds] = self.choose_seeds(codes, n_seeds)
+        module.bias.set_means(means)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The net is pickled with its callbacks: keep no reference to the data.
+        self.training_data_ = None

@@ -130,13 +130,9 @@ feature_names_in_ : ndarray of shape (`n_features_in_`,)
 _INDENT = "    "
 
 
-def _format_default(default):
-    return f"{default:g}" if isinstance(default, float) else repr(default)
-
-
 def _entry(name, kind, description, default):
     body = textwrap.indent(textwrap.dedent(description).strip(), _INDENT)
-    return f"{name} : {kind}, default={_format_default(default)}\n{body}"
+    return f"{name} : {kind}, default={default!r}\n{body}"
 
 
 def parameters_section(signature, docs):

@@ -1,0 +1,98 @@
+"""Each estimator's docstring documents exactly its parameters, with the signature's defaults."""
+
+import inspect
+
+import pytest
+from numpydoc.docscrape import ClassDoc
+
+from sklearn_cebm import (
+    CEBMEncoder,
+    CEBMOutlierDetector,
+    GMMCEBMClusterer,
+    IGEBMEncoder,
+    VAEEncoder,
+)
+from sklearn_cebm._docstrings import PARAMETER_DOCS, fill_docstring
+
+ESTIMATORS = [CEBMEncoder, CEBMOutlierDetector, GMMCEBMClusterer, IGEBMEncoder, VAEEncoder]
+
+
+def _signature_parameters(estimator):
+    parameters = inspect.signature(estimator.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+def test_every_parameter_is_documented_in_signature_order_and_nothing_else(estimator):
+    documented = [parameter.name for parameter in ClassDoc(estimator)["Parameters"]]
+
+    assert documented == list(_signature_parameters(estimator))
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+def test_documented_defaults_are_the_signature_defaults(estimator):
+    defaults = _signature_parameters(estimator)
+    for parameter in ClassDoc(estimator)["Parameters"]:
+        documented = parameter.type.rsplit("default=", 1)[1]
+        assert documented == repr(defaults[parameter.name]), parameter.name
+        assert parameter.desc, f"{parameter.name} has no description"
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+def test_every_constrained_parameter_is_in_the_signature(estimator):
+    assert set(estimator._parameter_constraints) == set(_signature_parameters(estimator))
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+def test_no_placeholder_is_left_and_common_attributes_are_listed(estimator):
+    doc = ClassDoc(estimator)
+    attributes = [attribute.name for attribute in doc["Attributes"]]
+
+    assert "{parameters}" not in estimator.__doc__
+    assert "{common_attributes}" not in estimator.__doc__
+    for name in ("net_", "history_", "n_iter_", "device_", "n_features_in_"):
+        assert name in attributes
+
+
+def test_shared_parameter_docs_are_used_by_some_estimator():
+    # A shared entry no estimator has is a stale one.
+    used = set().union(*(_signature_parameters(estimator) for estimator in ESTIMATORS))
+
+    assert set(PARAMETER_DOCS) <= used
+
+
+def test_fill_docstring_names_an_undocumented_parameter():
+    class Undocumented:
+        """Example.
+
+        Parameters
+        ----------
+        {parameters}
+        """
+
+        def __init__(self, *, not_documented_anywhere=1):
+            self.not_documented_anywhere = not_documented_anywhere
+
+    with pytest.raises(KeyError, match="not_documented_anywhere"):
+        fill_docstring()(Undocumented)
+
+
+def test_fill_docstring_takes_the_default_from_the_signature():
+    class Documented:
+        """Example.
+
+        Parameters
+        ----------
+        {parameters}
+        """
+
+        def __init__(self, *, max_iter=7, learning_rate=0.25):
+            self.max_iter = max_iter
+            self.learning_rate = learning_rate
+
+    parameters = ClassDoc(fill_docstring()(Documented))["Parameters"]
+
+    assert [(p.name, p.type) for p in parameters] == [
+        ("max_iter", "int, default=7"),
+        ("learning_rate", "float, default=0.25"),
+    ]

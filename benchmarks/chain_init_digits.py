@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
+from _common import DIGITS_RANGE, add_row, digits_halves, outlier_sets, write_lines
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector, IGEBMEncoder
-from sklearn_cebm.evaluation import few_label_accuracy
+from sklearn_cebm.evaluation import few_label_accuracy, ood_auroc
 
 ESTIMATORS = {
     "CEBMEncoder": CEBMEncoder,
@@ -35,16 +33,10 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=None, help="write a markdown table")
     args = parser.parse_args(argv)
 
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.5, stratify=y, random_state=0
+    X_train, y_train, X_test, y_test = digits_halves(random_state=0)
+    outliers = outlier_sets(
+        X_test, np.random.default_rng(0), ("uniform noise", "constant"), DIGITS_RANGE
     )
-    rng = np.random.default_rng(0)
-    outliers = {
-        "noise": rng.uniform(X.min(), X.max(), X_test.shape),
-        "constant": np.repeat(rng.uniform(X.min(), X.max(), (len(X_test), 1)), 64, axis=1),
-    }
-    labels = np.r_[np.ones(len(X_test)), np.zeros(len(X_test))]
     lines = [
         "| estimator | chain_init | fit s | accuracy 1 / 10 / full | AUROC noise | "
         "AUROC constant |",
@@ -74,19 +66,9 @@ def main(argv=None):
                 accuracy = " / ".join(f"{100 * result[b][0]:.1f}" for b in BUDGETS)
             else:
                 accuracy = "-"
-            inlier_scores = model.score_samples(X_test)
-            aurocs = [
-                roc_auc_score(labels, np.r_[inlier_scores, model.score_samples(X_out)])
-                for X_out in outliers.values()
-            ]
-            lines.append(
-                f"| {name} | {start} | {seconds:.1f} | {accuracy} | "
-                + " | ".join(f"{a:.3f}" for a in aurocs)
-                + " |"
-            )
-            print(lines[-1], flush=True)
-    if args.output:
-        args.output.write_text("\n".join(lines) + "\n")
+            aurocs = [ood_auroc(model, X_test, X_out) for X_out in outliers.values()]
+            add_row(lines, [name, start, f"{seconds:.1f}", accuracy, *(f"{a:.3f}" for a in aurocs)])
+    write_lines(lines, args.output)
     return lines
 
 

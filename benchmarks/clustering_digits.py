@@ -13,13 +13,12 @@ which initialisations of the component means are measured.
 """
 
 import argparse
-import platform
 import sys
 import time
 
 import numpy as np
-import sklearn
 import torch
+from _common import machine_header
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -113,10 +112,7 @@ def main():
             "",
             f"Command: `python {' '.join(sys.argv)}`",
             "",
-            f"Machine: {platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} torch thread(s) on a 2-core CPU; Python "
-            f"{platform.python_version()}, torch {torch.__version__} (CPU), scikit-learn "
-            f"{sklearn.__version__}.",
+            *machine_header("cpu"),
             "",
             "X is passed as is (pixel values 0-16); the CEBM scales each feature into [-1, 1]",
             "itself. GMM-CEBM settings are the defaults except where the command overrides",

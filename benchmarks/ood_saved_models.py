@@ -12,19 +12,11 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from _common import add_row, fashion_mnist_subset, markdown_row, outlier_sets, write_lines
 
-from sklearn_cebm.datasets import load_fashion_mnist
+from sklearn_cebm.evaluation import ood_auroc
 
-
-def outlier_sets(inliers, rng):
-    """The outlier sets, each as many images as ``inliers`` (rows of 784 pixels)."""
-    n = len(inliers)
-    return {
-        "uniform noise": rng.uniform(0, 255, inliers.shape),
-        "constant": np.repeat(rng.uniform(0, 255, (n, 1)), inliers.shape[1], axis=1),
-        "flipped": inliers.reshape(n, 28, 28)[:, ::-1, :].reshape(n, -1),
-    }
+OUTLIER_SETS = ("uniform noise", "constant", "flipped")
 
 
 def main(argv=None):
@@ -34,22 +26,15 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=None, help="write a markdown table")
     args = parser.parse_args(argv)
 
-    X_test, _ = load_fashion_mnist(subset="test", return_X_y=True)
-    inliers = X_test[: args.n_images].astype(np.float64)
-    sets = outlier_sets(inliers, np.random.default_rng(0))
-    labels = np.r_[np.ones(len(inliers)), np.zeros(len(inliers))]
-    lines = ["| model | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
+    inliers, _ = fashion_mnist_subset("test", args.n_images)
+    inliers = inliers.astype(np.float64)
+    sets = outlier_sets(inliers, np.random.default_rng(0), OUTLIER_SETS)
+    lines = [markdown_row(["model", *sets]), "|---" * (len(sets) + 1) + "|"]
     for path in args.models:
         model = joblib.load(path)
-        inlier_scores = model.score_samples(inliers)
-        cells = [
-            f"{roc_auc_score(labels, np.r_[inlier_scores, model.score_samples(X)]):.3f}"
-            for X in sets.values()
-        ]
-        lines.append(f"| {path.stem} | " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
-    if args.output:
-        args.output.write_text("\n".join(lines) + "\n")
+        cells = [f"{ood_auroc(model, inliers, X_out):.3f}" for X_out in sets.values()]
+        add_row(lines, [path.stem, *cells])
+    write_lines(lines, args.output)
     return lines
 
 

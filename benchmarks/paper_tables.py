@@ -23,21 +23,27 @@ on machines without the dataset).
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
-from scipy.ndimage import zoom
-from scipy.special import logsumexp
-from sklearn.datasets import load_digits
+from _common import (
+    IMAGE_SHAPE,
+    TrainingClock,
+    constant_images,
+    flipped_images,
+    load_images,
+    machine_header,
+    training_iterations,
+    uniform_noise,
+    upscaled_digits,
+)
 from sklearn.decomposition import PCA
 from sklearn.neural_network import BernoulliRBM
-from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from sklearn_cebm import (
@@ -47,15 +53,14 @@ from sklearn_cebm import (
     TrainingDivergedError,
     VAEEncoder,
 )
-from sklearn_cebm.datasets import load_fashion_mnist
 from sklearn_cebm.evaluation import (
     aggregate_posterior_kl_and_mi,
     few_label_accuracy,
+    gaussian_mixture_log_density,
     nearest_neighbour_agreement,
     ood_auroc,
 )
 
-IMAGE_SHAPE = (1, 28, 28)
 OOD_SETS = ("constant", "uniform noise", "digits 28x28", "flipped F-MNIST")
 BUDGETS = (1, 10, 100, None)
 
@@ -85,67 +90,22 @@ PAPER_TABLE_3 = {"VAE": (3.5, 9.0), "CEBM": (0.6, 0.4), "GMM-CEBM": (8.1, 3.9)}
 
 
 # ----------------------------------------------------------------- data
-def _synthetic_images(n, rng):
-    """A tiny stand-in for Fashion-MNIST: ten classes of blurred bars at ten positions."""
-    y = rng.integers(0, 10, size=n)
-    images = np.zeros((n, 28, 28), dtype=np.float32)
-    for i, label in enumerate(y):
-        row = 3 + 2 * label
-        images[i, row : row + 4, 4:24] = 200.0
-    images += rng.uniform(0, 55, size=images.shape)
-    return images.reshape(n, -1), y
-
-
-def load_data(args, rng):
-    """Train and test images (n, 784) in 0-255, with labels."""
-    if args.data == "synthetic":
-        X_train, y_train = _synthetic_images(args.n_train, rng)
-        X_test, y_test = _synthetic_images(args.n_test, rng)
-        return X_train, y_train, X_test, y_test
-    X_train, y_train = load_fashion_mnist(subset="train", return_X_y=True)
-    X_test, y_test = load_fashion_mnist(subset="test", return_X_y=True)
-    train = rng.permutation(len(X_train))[: args.n_train]
-    test = rng.permutation(len(X_test))[: args.n_test]
-    return X_train[train], y_train[train], X_test[test], y_test[test]
-
-
 def ood_sets(X_test, n, rng):
-    """The four out-of-distribution sets of ``n`` images each, in 0-255."""
-    digits = load_digits().images[rng.choice(1797, n)]
-    upscaled = np.stack([zoom(image, 28 / 8, order=1) for image in digits]) * (255 / 16)
-    flipped = X_test[rng.choice(len(X_test), n)].reshape(n, 28, 28)[:, ::-1, :]
+    """The four out-of-distribution sets of ``n`` images each, in 0-255, against the first
+    ``n`` test images; the flipped ones are ``n`` test images drawn with replacement."""
+    inliers = X_test[:n]
+    # Drawn in the order of the committed results.
+    digits = upscaled_digits(inliers, rng)
+    flipped = flipped_images(X_test[rng.choice(len(X_test), n)], rng)
     return {
-        "constant": np.repeat(rng.uniform(0, 255, size=(n, 1)), 784, axis=1),
-        "uniform noise": rng.uniform(0, 255, size=(n, 784)),
-        "digits 28x28": np.clip(upscaled, 0, 255).reshape(n, -1),
-        "flipped F-MNIST": flipped.reshape(n, -1),
+        "constant": constant_images(inliers, rng),
+        "uniform noise": uniform_noise(inliers, rng),
+        "digits 28x28": digits,
+        "flipped F-MNIST": flipped,
     }
 
 
 # ----------------------------------------------------------------- training under a budget
-class WallClockBudget(Callback):
-    """Stop training (skorch catches the KeyboardInterrupt) once ``seconds`` have passed;
-    shows the time spent in a progress bar."""
-
-    def __init__(self, seconds, description):
-        self.seconds = seconds
-        self.description = description
-
-    def on_train_begin(self, net, **kwargs):
-        self.start_ = time.perf_counter()
-        self.bar_ = tqdm(total=round(self.seconds), desc=self.description, unit="s", leave=False)
-
-    def on_batch_end(self, net, **kwargs):
-        elapsed = time.perf_counter() - self.start_
-        self.bar_.n = min(round(elapsed), self.bar_.total)
-        self.bar_.refresh()
-        if elapsed > self.seconds:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, net, **kwargs):
-        self.bar_.close()
-
-
 def neural_models(args):
     """The four neural models, each with the budget callback; settings as stated."""
     common = dict(
@@ -159,7 +119,7 @@ def neural_models(args):
     ebm = dict(common, sgld_steps=args.sgld_steps, learning_rate=args.learning_rate)
 
     def budget(name):
-        return [WallClockBudget(args.budget, f"train {name}")]
+        return [TrainingClock(args.budget, description=f"train {name}")]
 
     return {
         "CEBM": CEBMEncoder(**ebm, callbacks=budget("CEBM")),
@@ -169,10 +129,6 @@ def neural_models(args):
         "IGEBM": IGEBMEncoder(**ebm, callbacks=budget("IGEBM")),
         "VAE": VAEEncoder(**common, learning_rate=1e-3, callbacks=budget("VAE")),
     }
-
-
-def _iterations(estimator):
-    return int(sum(len(epoch["batches"]) for epoch in estimator.history_))
 
 
 class RBMDensity:
@@ -200,33 +156,23 @@ class RBMDensity:
 
 
 # ----------------------------------------------------------------- evaluation
-def _gaussian_mixture_log_density(means, stds, weights):
-    def log_density(z):
-        per_component = -0.5 * (
-            (((z[:, None, :] - means) / stds) ** 2) + np.log(2 * np.pi * stds**2)
-        ).sum(axis=2)
-        return logsumexp(per_component + np.log(weights), axis=1)
-
-    return log_density
-
-
 def posterior_kl_and_mi(name, model, X, seed):
     """Table 3 for the models with Gaussian posteriors; ``None`` for the others.
 
     For the GMM-CEBM the posterior is a mixture; as a diagonal Gaussian we take the
     posterior under each sample's most probable component, and the bias mixture as prior.
     """
-    prior = None
-    if name in ("CEBM", "VAE"):
-        mean, std = model.transform(X, return_std=True)
-    elif name == "GMM-CEBM":
-        module = model._module()
-        mean, std = model._inference(module.bias_method("most_probable_posterior_mean_std"), X)
-        prior = _gaussian_mixture_log_density(
-            model.cluster_means_, model.cluster_stds_, model.weights_
-        )
-    else:
+    if name not in ("CEBM", "VAE", "GMM-CEBM"):
         return None
+    mean, std = model.transform(X, return_std=True)
+    prior = None
+    if name == "GMM-CEBM":
+        prior = partial(
+            gaussian_mixture_log_density,
+            means=model.cluster_means_,
+            stds=model.cluster_stds_,
+            weights=model.weights_,
+        )
     kl, mi = aggregate_posterior_kl_and_mi(
         mean, std, batch_size=min(1000, len(X)), prior_log_density=prior, random_state=seed
     )
@@ -532,7 +478,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     args.output.mkdir(parents=True, exist_ok=True)
-    data = load_data(args, rng)
+    data = load_images(args.data, args.n_train, args.n_test, rng)
     args.n_train, args.n_test = len(data[0]), len(data[2])
     outliers = ood_sets(data[2], args.n_ood, rng)
     baselines = {
@@ -576,7 +522,7 @@ def main(argv=None):
             "settings": _settings(name, model, args),
         }
         if hasattr(model, "history_"):
-            info.update(epochs=len(model.history_), iterations=_iterations(model))
+            info.update(epochs=len(model.history_), iterations=training_iterations(model))
         elif name == "RBM":
             info.update(epochs=args.rbm_iter, iterations=args.rbm_iter * -(-args.n_train // 10))
         training[name] = info
@@ -650,10 +596,7 @@ def _header(args, argv):
     return [
         f"- command: `{command.strip()}`",
         f"- data: {args.data}, {args.n_train} training and {args.n_test} test images",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{__import__('os').cpu_count()} CPU cores, device cpu",
-        f"- torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"Python {platform.python_version()}",
+        *machine_header("cpu"),
         f"- budget: {args.budget:.0f} s of training per neural model (stopped after the "
         "batch that passes it); seed " + str(args.seed),
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",

@@ -15,23 +15,9 @@ import time
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from _common import IMAGE_SHAPE, TrainingClock, machine_info
 
 from sklearn_cebm import CEBMEncoder
-
-
-class _BatchTimer(Callback):
-    """Wall-clock seconds of every training batch."""
-
-    def initialize(self):
-        self.durations = []
-        return self
-
-    def on_batch_begin(self, net, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_batch_end(self, net, **kwargs):
-        self.durations.append(time.perf_counter() - self._start)
 
 
 def _rows_per_second(function, X, repeats=3):
@@ -64,17 +50,16 @@ def main(argv=None):
     # One warm-up iteration, then the timed ones.
     n_images = args.batch_size * (args.iterations + 1)
     X = rng.uniform(0, 255, size=(n_images, 784)).astype(np.float32)
-    timer = _BatchTimer()
     encoder = CEBMEncoder(
-        image_shape=(1, 28, 28),
+        image_shape=IMAGE_SHAPE,
         batch_size=args.batch_size,
         sgld_steps=args.sgld_steps,
         max_iter=1,
-        callbacks=[("batch_timer", timer)],
+        callbacks=[("clock", TrainingClock())],
         device=args.device,
         random_state=0,
     ).fit(X)
-    durations = dict(encoder.net_.callbacks_)["batch_timer"].durations[1:]
+    durations = dict(encoder.net_.callbacks_)["clock"].batch_seconds_[1:]
     results = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": torch.get_num_threads(),
@@ -89,6 +74,7 @@ def main(argv=None):
         "score_samples_rows_per_second": _rows_per_second(encoder.score_samples, X),
     }
     results["peak_memory_mib"] = _peak_memory_mib(encoder.device_)
+    results.update(machine_info())  # the CPU and its flags, threads and versions
     width = max(map(len, results))
     for key, value in results.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value

@@ -20,7 +20,6 @@ Run from the repository root on an idle machine::
 import argparse
 import copy
 import json
-import platform
 import sys
 import time
 import warnings
@@ -28,15 +27,19 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import sklearn
 import torch
-from skorch.callbacks import Callback
+from _common import (
+    IMAGE_SHAPE,
+    TrainingClock,
+    load_images,
+    machine_header,
+    training_iterations,
+    write_lines,
+)
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning, paper_settings
-from sklearn_cebm.datasets import load_fashion_mnist
 from sklearn_cebm.evaluation import few_label_accuracy
 
-IMAGE_SHAPE = (1, 28, 28)
 LABELS_PER_CLASS = (1, 10, 100, None)
 
 # Named settings: CEBMEncoder parameters on top of the estimator's defaults. "paper" is
@@ -67,43 +70,11 @@ SETTINGS = {
 ISSUE_PIXELS = (47, 71, 79, 83)
 
 
-class TrainingClock(Callback):
-    """Interrupt training (skorch ends ``fit`` cleanly on KeyboardInterrupt) once the
-    training time, summed over calls, reaches ``target``, which the caller moves on."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def initialize(self):
-        self.spent_ = 0.0
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        self.started_ = time.perf_counter()
-
-    def on_batch_end(self, net, **kwargs):
-        if self.spent_ + time.perf_counter() - self.started_ >= self.target:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, net, **kwargs):
-        self.spent_ += time.perf_counter() - self.started_
-
-
-def _synthetic(n, rng):
-    y = rng.integers(0, 10, size=n)
-    images = rng.uniform(0, 55, size=(n, 28, 28)).astype(np.float32)
-    for i, label in enumerate(y):
-        images[i, 3 + 2 * label : 7 + 2 * label, 4:24] += 200.0
-    return images.reshape(n, -1), y
-
-
 def load_data(args, rng):
-    if args.quick:
-        return (*_synthetic(args.n_train, rng), *_synthetic(args.n_test, rng))
-    X_train, y_train = load_fashion_mnist(subset="train", return_X_y=True)
-    X_test, y_test = load_fashion_mnist(subset="test", return_X_y=True)
-    train = rng.permutation(len(X_train))[: args.n_train]
-    return X_train[train], y_train[train], X_test[: args.n_test], y_test[: args.n_test]
+    """A random subset of the training images and the first test images; the synthetic
+    stand-in in quick mode."""
+    source = "synthetic" if args.quick else "fashion-mnist"
+    return load_images(source, args.n_train, args.n_test, rng, random_test=False)
 
 
 def _budgets(args):
@@ -129,13 +100,9 @@ def score_features(train, y_train, test, y_test, args):
     return scores
 
 
-def _iterations(encoder):
-    return int(sum(len(epoch["batches"]) for epoch in encoder.history_))
-
-
 def _save_without_clock(encoder, path):
-    """Dump ``encoder`` minus its TrainingClock, a class of this script that a model
-    loaded elsewhere could not find."""
+    """Dump ``encoder`` minus its TrainingClock, a class of benchmarks/_common.py that a
+    model loaded elsewhere could not find."""
     saved = copy.copy(encoder)
     saved.callbacks = None
     saved.net_ = copy.copy(encoder.net_)
@@ -185,7 +152,7 @@ def run_setting(name, data, args):
             checkpoint=checkpoint,
             training_seconds=clock.spent_,
             call_seconds=wall,
-            iterations=_iterations(encoder),
+            iterations=training_iterations(encoder),
             energy_gap=float(np.mean(recent)) if recent else None,
             epoch_energy_gaps=[epoch.get("energy_gap") for epoch in encoder.history_],
             sampler_warnings=sorted(
@@ -215,9 +182,7 @@ def write_outputs(results, args):
         "",
         f"- command: `python benchmarks/time_to_accuracy.py {' '.join(sys.argv[1:])}` "
         "(the last run; every run adds its settings to results.json)",
-        f"- machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{__import__('os').cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}",
+        *machine_header("cpu"),
         f"- data: {args.n_train} training images, {args.n_test} test images; "
         f"{args.n_draws} draws per budget; seed {args.seed}",
         "- accuracy in % at 1 / 10 / 100 labels per class / full training set: logistic "
@@ -249,7 +214,7 @@ def write_outputs(results, args):
         standard = " / ".join(f"{mean:.1f}" for mean, _ in pixels["standardized"])
         lines.append(f"| raw pixels / 255 | | | | | | {plain} | {standard} |")
     lines.append(f"| raw pixels (issue 5) | | | | | | {' / '.join(map(str, ISSUE_PIXELS))} | |")
-    (args.output / "results.md").write_text("\n".join(lines) + "\n")
+    write_lines(lines, args.output / "results.md")
     _plot(results, _budgets(args), args.output / "time_to_accuracy.png")
 
 

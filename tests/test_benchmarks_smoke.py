@@ -1,7 +1,10 @@
-"""Smoke tests of the scripts in benchmarks/: their quick modes, made smaller still."""
+"""Smoke tests of the scripts in benchmarks/ (their quick modes, made smaller still) and
+of what they share, benchmarks/_common.py."""
 
+import importlib
 import importlib.util
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -10,27 +13,86 @@ import numpy as np
 import pytest
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning
-from sklearn_cebm.datasets import load_fashion_mnist
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
+from .conftest import CHEAP_SETTINGS
 
-
-def _fashion_mnist_available():
-    try:
-        load_fashion_mnist(subset="test")
-    except (OSError, ValueError):
-        return False
-    return True
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# The scripts import their shared code as ``_common``, found first on sys.path when they
+# run as ``python benchmarks/<name>.py``; here it has to be put there.
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+common = importlib.import_module("_common")
 
 
 def _load_script(name):
     """Import ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+# ----------------------------------------------------------------- _common
+@pytest.mark.parametrize(
+    "shape, value_range", [((5, 784), common.PIXEL_RANGE), ((4, 64), common.DIGITS_RANGE)]
+)
+def test_common_outlier_sets_are_shaped_like_the_inliers_and_in_range(shape, value_range):
+    inliers = np.random.default_rng(0).uniform(*value_range, shape)
+    sets = common.outlier_sets(inliers, np.random.default_rng(1), value_range=value_range)
+    assert list(sets) == list(common.OUTLIER_BUILDERS)
+    low, high = value_range
+    for name, outliers in sets.items():
+        assert outliers.shape == shape, name
+        assert low <= outliers.min() and outliers.max() <= high, name
+    assert np.ptp(sets["constant"], axis=1).max() == 0
+    side = round(np.sqrt(shape[1]))
+    flipped_back = sets["flipped"].reshape(-1, side, side)[:, ::-1]
+    np.testing.assert_array_equal(flipped_back, inliers.reshape(-1, side, side))
+    again = common.outlier_sets(inliers, np.random.default_rng(1), value_range=value_range)
+    for name in sets:
+        np.testing.assert_array_equal(sets[name], again[name])
+
+
+def test_common_outlier_sets_reject_rows_that_are_not_square_images():
+    with pytest.raises(ValueError, match="not square"):
+        common.outlier_sets(np.zeros((2, 10)), np.random.default_rng(0), ("flipped",))
+
+
+def test_common_synthetic_images_stand_in_for_fashion_mnist():
+    X_train, y_train, X_test, y_test = common.load_images(
+        "synthetic", 30, 10, np.random.default_rng(0)
+    )
+    assert X_train.shape == (30, 784) and X_test.shape == (10, 784)
+    assert set(np.unique(np.r_[y_train, y_test])) <= set(range(10))
+    assert 0 <= X_train.min() and X_train.max() <= 255
+
+
+def test_common_training_clock_stops_at_its_target_and_times_every_batch():
+    X = np.random.default_rng(0).normal(size=(2 * CHEAP_SETTINGS["batch_size"], 3))
+    callbacks = [("clock", common.TrainingClock(0.0))]
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, callbacks=callbacks, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        encoder.fit(X)
+        clock = dict(encoder.net_.callbacks_)["clock"]
+        assert common.training_iterations(encoder) == len(clock.batch_seconds_) == 1
+        first = clock.spent_
+        clock.target = None  # one whole epoch of two batches more
+        encoder.partial_fit(X)
+    assert common.training_iterations(encoder) == len(clock.batch_seconds_) == 3
+    assert clock.spent_ > first > 0 and min(clock.batch_seconds_) > 0
+
+
+def test_common_machine_header_names_the_cpu_threads_and_versions():
+    info = common.machine_info()
+    assert set(info["cpu_flags"]) <= set(common.CPU_FLAGS)
+    assert info["torch_threads"] >= 1 and info["python"].count(".") == 2
+    header = common.machine_header("cpu")
+    assert header[0].startswith("- machine: ") and header[0].endswith("device cpu")
+    assert header[1].startswith(f"- torch {info['torch']}, scikit-learn ")
+
+
+# ----------------------------------------------------------------- the scripts
 @pytest.fixture(scope="module")
 def paper_tables():
     return _load_script("paper_tables")
@@ -38,7 +100,7 @@ def paper_tables():
 
 def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     pytest.importorskip("matplotlib")
-    data = "fashion-mnist" if _fashion_mnist_available() else "synthetic"
+    data = "fashion-mnist" if common.fashion_mnist_available() else "synthetic"
     tiny = "--budget 0.5 --n-train 200 --n-test 100 --n-ood 40 --n-kl 100 --n-draws 1 "
     tiny += "--n-full 200 --n-components 4 --sample-steps 2 --n-images 4 --rbm-iter 1 "
     tiny += "--batch-size 16 --sgld-steps 2"
@@ -108,15 +170,9 @@ def test_throughput_reports_every_quantity(tmp_path):
 
 def test_ood_saved_models_scores_every_set(tmp_path):
     module = _load_script("ood_saved_models")
+    if not common.fashion_mnist_available():
+        pytest.skip("reads Fashion-MNIST")
     inliers = np.random.default_rng(0).uniform(0, 255, (5, 784))
-    sets = module.outlier_sets(inliers, np.random.default_rng(1))
-    assert all(X.shape == inliers.shape for X in sets.values())
-    assert np.ptp(sets["constant"], axis=1).max() == 0
-    flipped_back = sets["flipped"].reshape(5, 28, 28)[:, ::-1]
-    np.testing.assert_array_equal(flipped_back, inliers.reshape(5, 28, 28))
-    if not _fashion_mnist_available():
-        pytest.skip("the rest reads Fashion-MNIST")
-
     model = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
     path = tmp_path / "tiny.joblib"
     joblib.dump(model.fit(inliers), path)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
 # Settings under which one fit on a few hundred rows takes a fraction of a second.
 CHEAP_SETTINGS = dict(
@@ -31,3 +32,16 @@ def blobs():
     centers = np.array([[-2.0, -2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 2.0, -2.0]])
     labels = rng.integers(0, 3, size=150)
     return centers[labels] + 0.3 * rng.standard_normal((150, 3)), labels
+
+
+@pytest.fixture
+def X(blobs):
+    """The blobs' points, for the tests that need no labels."""
+    return blobs[0]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """300 of scikit-learn's 8x8 digits, pixels 0 to 16: tiny images for the convolutions."""
+    X, y = load_digits(return_X_y=True)
+    return X[:300], y[:300]

@@ -1,5 +1,21 @@
-"""scikit-learn's estimator checks on every public estimator, with cheap settings."""
+"""Properties every public estimator must have, tested once over all of them.
 
+First scikit-learn's estimator checks; then what the package promises beyond them:
+persistence, determinism, bad input, continued training, sampling, dtypes, divergence and the
+scikit-learn tools around an estimator. What one estimator alone does is tested in
+``tests/test_<its module>.py``.
+"""
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_cebm import (
@@ -7,6 +23,7 @@ from sklearn_cebm import (
     CEBMOutlierDetector,
     GMMCEBMClusterer,
     IGEBMEncoder,
+    TrainingDivergedError,
     VAEEncoder,
 )
 
@@ -19,25 +36,385 @@ CHEAP_SETTINGS_FOR_VAE = {
     name: value for name, value in CHEAP_SETTINGS.items() if name in VAEEncoder().get_params()
 }
 
-ESTIMATORS = [
-    CEBMEncoder(**CHEAP_SETTINGS),
-    CEBMEncoder(**CHEAP_SETTINGS, objective="dsm"),
-    GMMCEBMClusterer(**CHEAP_SETTINGS_FOR_CLUSTERING),
-    CEBMOutlierDetector(**CHEAP_SETTINGS),
-    CEBMOutlierDetector(**CHEAP_SETTINGS, outlier_score="gradient_norm"),
-    IGEBMEncoder(**CHEAP_SETTINGS),
-    VAEEncoder(**CHEAP_SETTINGS_FOR_VAE),
+# One of each public estimator, and the variants whose training or scores take another
+# path, under the names the test ids show.
+ESTIMATORS = {
+    "CEBMEncoder": CEBMEncoder(**CHEAP_SETTINGS),
+    "CEBMEncoder-dsm": CEBMEncoder(**CHEAP_SETTINGS, objective="dsm"),
+    "GMMCEBMClusterer": GMMCEBMClusterer(**CHEAP_SETTINGS_FOR_CLUSTERING),
+    "CEBMOutlierDetector": CEBMOutlierDetector(**CHEAP_SETTINGS),
+    "CEBMOutlierDetector-gradient_norm": CEBMOutlierDetector(
+        **CHEAP_SETTINGS, outlier_score="gradient_norm"
+    ),
+    "IGEBMEncoder": IGEBMEncoder(**CHEAP_SETTINGS),
+    "VAEEncoder": VAEEncoder(**CHEAP_SETTINGS_FOR_VAE),
+}
+OUTLIER_DETECTORS = ["CEBMOutlierDetector", "CEBMOutlierDetector-gradient_norm"]
+TRANSFORMERS = [name for name in ESTIMATORS if name not in OUTLIER_DETECTORS]
+WITH_FIT_PREDICT = ["GMMCEBMClusterer", *OUTLIER_DETECTORS]
+# The energy-based models sample by SGLD inside the training data's range; the VAE decodes
+# draws from its prior, which nothing keeps in that range.
+SGLD_SAMPLERS = [name for name in ESTIMATORS if name != "VAEEncoder"]
+
+# The methods that compute one result per row of X, where an estimator has them.
+FLOAT_OUTPUT_METHODS = (
+    "transform",
+    "predict_proba",
+    "decision_function",
+    "score_samples",
+    "score_gradient_norm",
+)
+OUTPUT_METHODS = ("predict", *FLOAT_OUTPUT_METHODS)
+
+# Input no estimator accepts, with the error and a word of its message that names the
+# problem.
+BAD_INPUTS = [
+    pytest.param(np.array([[0.0, np.nan, 1.0]] * 4), ValueError, "NaN", id="nan"),
+    pytest.param(np.array([[0.0, np.inf, 1.0]] * 4), ValueError, "infinity", id="inf"),
+    pytest.param(
+        np.array([["a", "b", "c"]] * 4), ValueError, "could not convert string", id="strings"
+    ),
+    pytest.param(np.ones((4, 3)) + 1j, ValueError, "Complex data not supported", id="complex"),
+    pytest.param(sp.csr_matrix(np.ones((4, 3))), TypeError, "Sparse data", id="sparse"),
+    pytest.param(np.zeros((0, 3)), ValueError, "0 sample", id="empty"),
+    pytest.param(np.zeros(5), ValueError, "Expected 2D array", id="1-D"),
+    pytest.param(np.zeros((4, 3, 2)), ValueError, "Found array with dim 3", id="3-D"),
 ]
+# Bad only for a fitted estimator: a fresh fit may learn another number of features.
+WRONG_NUMBER_OF_FEATURES = pytest.param(
+    np.zeros((4, 5)),
+    ValueError,
+    r"X has 5 features, but \w+ is expecting 3 features",
+    id="wrong-number-of-features",
+)
+
 
 # Checks that are expected to fail, with the reason; empty means every check passes.
 EXPECTED_FAILED_CHECKS = {}
 
 
 @parametrize_with_checks(
-    ESTIMATORS,
+    list(ESTIMATORS.values()),
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS.get(
         type(estimator).__name__, {}
     ),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def _over(names):
+    """Run a test once for each of the named ESTIMATORS, its ``estimator`` a fresh copy."""
+    return pytest.mark.parametrize("name", list(names))
+
+
+@pytest.fixture
+def estimator(name):
+    return clone(ESTIMATORS[name]).set_params(random_state=0)
+
+
+def _sample(estimator, n_samples, **kwargs):
+    """A few draws; the SGLD samplers take few steps, the VAE has no steps to take."""
+    if not isinstance(estimator, VAEEncoder):
+        kwargs.setdefault("n_steps", 5)
+    return estimator.sample(n_samples, **kwargs)
+
+
+def _outputs(estimator, X):
+    """Everything a fitted estimator computes from X, and three draws of its sampler."""
+    outputs = {
+        method: getattr(estimator, method)(X)
+        for method in OUTPUT_METHODS
+        if hasattr(estimator, method)
+    }
+    outputs["score"] = estimator.score(X)
+    outputs["sample"] = _sample(estimator, 3)
+    return outputs
+
+
+def _assert_same_outputs(outputs, expected):
+    assert outputs.keys() == expected.keys()
+    for method, output in outputs.items():
+        np.testing.assert_array_equal(output, expected[method], err_msg=method)
+
+
+def _fitted_attributes(estimator):
+    """The public attributes fit sets, by scikit-learn's trailing-underscore convention."""
+    return {
+        name: value
+        for name, value in vars(estimator).items()
+        if name.endswith("_") and not name.startswith("_")
+    }
+
+
+def _fitted_values(estimator):
+    """The fitted attributes but the training net: values two fits can compare directly."""
+    return {name: v for name, v in _fitted_attributes(estimator).items() if name != "net_"}
+
+
+def _snapshot(obj, seen=None):
+    """A plain copy of all an object holds, tensors, arrays and generators as bytes, for
+    comparing an object with itself before and after a call bit for bit."""
+    # Holds what it has visited, by id, and keeps it alive so that no id is reused meanwhile.
+    seen = {} if seen is None else seen
+    if isinstance(obj, float):
+        return obj.hex()  # NaN equals itself this way
+    if obj is None or isinstance(obj, (bool, int, complex, str, bytes, torch.device)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return (obj.dtype.str, obj.shape, np.ascontiguousarray(obj).tobytes())
+    if isinstance(obj, torch.Generator):
+        return _snapshot(obj.get_state())
+    if isinstance(obj, np.random.Generator):
+        return _snapshot(obj.bit_generator.state)
+    if isinstance(obj, np.random.RandomState):
+        return _snapshot(obj.get_state())
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "__dict__")):
+        return repr(obj)
+    if id(obj) in seen:
+        return ("seen", type(obj).__qualname__)
+    seen[id(obj)] = obj
+    if isinstance(obj, dict):
+        return [(_snapshot(key, seen), _snapshot(value, seen)) for key, value in obj.items()]
+    if isinstance(obj, (list, tuple)):
+        return [_snapshot(item, seen) for item in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(repr(_snapshot(item, seen)) for item in obj)
+    if isinstance(obj, torch.nn.Module):
+        # Not the train/eval flag: skorch sets it at every training step and the estimators
+        # at every inference, so no later call reads the value a failed call leaves.
+        state = {name: value for name, value in vars(obj).items() if name != "training"}
+        return (type(obj).__qualname__, _snapshot(state, seen))
+    if hasattr(obj, "__dict__"):
+        return (type(obj).__qualname__, _snapshot(vars(obj), seen))
+    return repr(obj)
+
+
+# ----------------------------------------------------------------- persistence
+@_over(ESTIMATORS)
+def test_joblib_round_trip_keeps_outputs_and_training(estimator, X, tmp_path):
+    fitted = estimator.fit(X)
+    path = tmp_path / "estimator.joblib"
+    joblib.dump(fitted, path)
+    restored = joblib.load(path)
+    _assert_same_outputs(_outputs(restored, X), _outputs(fitted, X))
+    np.testing.assert_equal(_fitted_values(restored), _fitted_values(fitted))
+    restored.set_params(warm_start=True).fit(X)
+    assert restored.n_iter_ == 2 * fitted.max_iter
+
+
+# ----------------------------------------------------------------- determinism
+@_over(ESTIMATORS)
+def test_same_random_state_same_results_other_random_state_other_results(estimator, X):
+    first = clone(estimator).set_params(random_state=3).fit(X)
+    second = clone(estimator).set_params(random_state=3).fit(X)
+    other = clone(estimator).set_params(random_state=4).fit(X)
+    _assert_same_outputs(_outputs(first, X), _outputs(second, X))
+    np.testing.assert_equal(_fitted_values(first), _fitted_values(second))
+    first_outputs, other_outputs = _outputs(first, X), _outputs(other, X)
+    for method in (*FLOAT_OUTPUT_METHODS, "sample"):
+        if method in first_outputs:
+            assert not np.allclose(first_outputs[method], other_outputs[method]), method
+
+
+@_over(ESTIMATORS)
+def test_fit_and_sample_leave_the_global_generators_alone(estimator, X):
+    torch_state = torch.random.get_rng_state()
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global generator is the point)
+    _sample(estimator.fit(X), 2)
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    np.testing.assert_equal(numpy_state, np.random.get_state())  # noqa: NPY002
+
+
+@_over(ESTIMATORS)
+def test_refit_without_warm_start_starts_over(estimator, X):
+    first = _outputs(estimator.fit(X), X)
+    _assert_same_outputs(_outputs(estimator.fit(X), X), first)
+    assert estimator.n_iter_ == len(estimator.history_) == estimator.max_iter
+
+
+# ----------------------------------------------------------------- bad input
+def test_snapshot_sees_a_changed_weight_and_a_consumed_generator(X):
+    fitted = clone(ESTIMATORS["CEBMEncoder"]).set_params(random_state=0).fit(X)
+    before = _snapshot(fitted)
+    assert _snapshot(fitted) == before
+    with torch.no_grad():
+        next(fitted.net_.module_.parameters())[0, 0] += 1e-6
+    assert _snapshot(fitted) != before
+    before = _snapshot(fitted)
+    torch.rand(1, generator=fitted.net_.iterator_train__generator)
+    assert _snapshot(fitted) != before
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize(("X_bad", "error", "message"), BAD_INPUTS)
+def test_fit_rejects_bad_input_and_stays_unfitted(estimator, X_bad, error, message):
+    for method in ("fit", "fit_predict", "partial_fit"):
+        if hasattr(estimator, method):
+            with pytest.raises(error, match=message):
+                getattr(estimator, method)(X_bad)
+            assert not _fitted_attributes(estimator), method
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize(("X_bad", "error", "message"), [*BAD_INPUTS, WRONG_NUMBER_OF_FEATURES])
+def test_fitted_estimator_rejects_bad_input_and_stays_bit_identical(
+    estimator, X, X_bad, error, message
+):
+    # With warm_start every fit continues the first, so the wrong number of features is
+    # bad input to it too.
+    fitted = estimator.set_params(warm_start=True).fit(X)
+    before = _snapshot(fitted)
+    methods = (*OUTPUT_METHODS, "score", "fit", "fit_predict", "partial_fit")
+    for method in (method for method in methods if hasattr(fitted, method)):
+        with pytest.raises(error, match=message):
+            getattr(fitted, method)(X_bad)
+    assert _snapshot(fitted) == before
+
+
+@_over(ESTIMATORS)
+def test_unfitted_estimator_raises_not_fitted_error(estimator, X):
+    for method in (method for method in (*OUTPUT_METHODS, "score") if hasattr(estimator, method)):
+        with pytest.raises(NotFittedError):
+            getattr(estimator, method)(X)
+    with pytest.raises(NotFittedError):
+        estimator.sample(1)
+    with pytest.raises(NotFittedError):
+        estimator.history_
+
+
+@_over(ESTIMATORS)
+def test_image_shape_must_hold_the_number_of_features(estimator, X):
+    with pytest.raises(ValueError, match=r"image_shape=\(1, 2, 2\) holds 4 values but X has 3"):
+        estimator.set_params(image_shape=(1, 2, 2)).fit(X)
+
+
+# ----------------------------------------------------------------- training
+@_over(ESTIMATORS)
+def test_divergence_raises_and_leaves_the_estimator_unfitted(estimator, X):
+    estimator.set_params(learning_rate=1e6, max_iter=5)
+    with pytest.raises(TrainingDivergedError, match="Lower learning_rate"):
+        estimator.fit(X)
+    assert not _fitted_attributes(estimator)
+
+
+@_over(ESTIMATORS)
+def test_history_has_one_row_per_epoch(estimator, X):
+    fitted = estimator.fit(X)
+    assert len(fitted.history_) == fitted.n_iter_ == fitted.max_iter
+
+
+@_over(ESTIMATORS)
+def test_warm_start_continues_training(estimator, X):
+    fitted = estimator.set_params(warm_start=True).fit(X)
+    scores = fitted.score_samples(X)
+    fitted.fit(X)
+    assert fitted.n_iter_ == len(fitted.history_) == 2 * fitted.max_iter
+    assert not np.array_equal(scores, fitted.score_samples(X))
+
+
+@_over(ESTIMATORS)
+def test_partial_fit_trains_one_epoch_per_call(estimator, X):
+    estimator.partial_fit(X[:50]).partial_fit(X[50:])
+    assert estimator.n_iter_ == len(estimator.history_) == 2
+    assert estimator.score_samples(X).shape == (len(X),)
+    if hasattr(estimator, "transform"):
+        assert estimator.transform(X).shape == (len(X), estimator.n_components)
+
+
+@_over(ESTIMATORS)
+def test_quiet_by_default(estimator, X, capsys):
+    estimator.fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+# ----------------------------------------------------------------- outputs
+@_over(ESTIMATORS)
+def test_outputs_have_one_row_per_sample(estimator, X):
+    outputs = _outputs(estimator.fit(X), X)
+    for method in ("predict", "decision_function", "score_samples", "score_gradient_norm"):
+        if method in outputs:
+            assert outputs[method].shape == (len(X),), method
+            assert np.all(np.isfinite(outputs[method])), method
+    if "transform" in outputs:
+        assert outputs["transform"].shape == (len(X), estimator.n_components)
+    assert np.all(outputs["score_gradient_norm"] >= 0)
+
+
+@_over(ESTIMATORS)
+def test_score_is_the_mean_of_score_samples(estimator, X):
+    fitted = estimator.fit(X)
+    assert fitted.score(X) == pytest.approx(fitted.score_samples(X).mean())
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_outputs_keep_the_input_dtype(estimator, X, dtype):
+    X = X.astype(dtype)
+    outputs = _outputs(estimator.fit(X), X)
+    for method in FLOAT_OUTPUT_METHODS:
+        if method in outputs:
+            assert outputs[method].dtype == dtype, method
+    if "predict" in outputs:
+        assert outputs["predict"].dtype.kind == "i"
+
+
+@_over(WITH_FIT_PREDICT)
+def test_fit_predict_equals_fit_then_predict(estimator, X):
+    labels = clone(estimator).fit_predict(X)
+    fitted = estimator.fit(X)
+    np.testing.assert_array_equal(labels, fitted.predict(X))
+    if hasattr(fitted, "labels_"):
+        np.testing.assert_array_equal(labels, fitted.labels_)
+
+
+# ----------------------------------------------------------------- sampling
+@_over(ESTIMATORS)
+def test_sample_shape_and_seed(estimator, X):
+    fitted = estimator.fit(X)
+    assert _sample(fitted, 7).shape == (7, X.shape[1])
+    drawn = _sample(fitted, 3, random_state=1)
+    np.testing.assert_array_equal(drawn, _sample(fitted, 3, random_state=1))
+    assert not np.allclose(drawn, _sample(fitted, 3, random_state=2))
+    with pytest.raises(ValueError, match="n_samples >= 1"):
+        fitted.sample(0)
+
+
+@_over(SGLD_SAMPLERS)
+def test_sgld_samples_lie_in_the_training_data_range(estimator, X):
+    X = X * 10.0 + 5.0
+    samples = _sample(estimator.fit(X), 7, n_steps=10)
+    assert np.all(samples >= X.min(axis=0) - 1e-6) and np.all(samples <= X.max(axis=0) + 1e-6)
+
+
+# ----------------------------------------------------------------- scikit-learn tools
+@_over(ESTIMATORS)
+def test_clone_is_unfitted_with_the_same_parameters(estimator, X):
+    fitted = estimator.fit(X)
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not _fitted_attributes(copy)
+
+
+@_over(TRANSFORMERS)
+def test_transformer_in_a_pipeline_under_a_parallel_grid_search(estimator, blobs):
+    X, y = blobs
+    pipe = make_pipeline(estimator, LogisticRegression())
+    parameter = f"{pipe.steps[0][0]}__n_components"
+    search = GridSearchCV(pipe, {parameter: [2, 4]}, cv=2, n_jobs=2).fit(X, y)
+    assert search.best_params_[parameter] in (2, 4)
+    assert search.predict(X).shape == y.shape
+
+
+@_over(TRANSFORMERS)
+def test_transformer_pandas_in_and_out(estimator, X):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    codes = estimator.set_output(transform="pandas").fit(frame).transform(frame)
+    prefix = type(estimator).__name__.lower()
+    assert list(estimator.feature_names_in_) == ["a", "b", "c"]
+    assert list(codes.columns) == [f"{prefix}{i}" for i in range(estimator.n_components)]
+    assert list(estimator.get_feature_names_out()) == list(codes.columns)

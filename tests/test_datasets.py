@@ -8,6 +8,7 @@ import pytest
 from sklearn.utils import Bunch
 
 from sklearn_cebm.datasets import (
+    FASHION_MNIST_CLASSES,
     FASHION_MNIST_HOME,
     load_fashion_mnist,
     load_idx_folder,
@@ -122,18 +123,11 @@ def test_load_fashion_mnist_bunch(tmp_path, compress):
     np.testing.assert_array_equal(bunch.images, raw["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(bunch.target, raw["train-labels-idx1-ubyte"])
     assert bunch.target.dtype == np.int64
-    assert list(bunch.target_names) == [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ]
+    assert list(bunch.target_names) == list(FASHION_MNIST_CLASSES)
+    # Label i names class i, in the order of Fashion-MNIST's README.
+    assert ", ".join(FASHION_MNIST_CLASSES) == (
+        "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"
+    )
     assert len(bunch.feature_names) == 784 and bunch.feature_names[29] == "pixel_1_1"
     assert "Fashion-MNIST" in bunch.DESCR
 

@@ -47,14 +47,9 @@ def _model(seed):
     return ConjugateEnergyModel(encoder, SphericalGaussianBias(2), (N_FEATURES,))
 
 
-def _net(seed, module=None, **overrides):
-    """A PCDNet assembled as ``BaseEnergyEstimator._build_net`` does, generators seeded."""
-    settings = {**_TINY_SETTINGS, **overrides}
-    energy_l2 = settings.pop("energy_l2")
-    net = PCDNet(
-        module=_model(seed) if module is None else module,
-        criterion=ContrastiveDivergenceLoss,
-        criterion__energy_l2=energy_l2,
+def _seeded_net(net_class, seed, **params):
+    """A net assembled as ``BaseEnergyEstimator._build_net`` does, generators seeded."""
+    net = net_class(
         optimizer=torch.optim.Adam,
         train_split=None,
         iterator_train__shuffle=True,
@@ -62,9 +57,22 @@ def _net(seed, module=None, **overrides):
         verbose=0,
         device="cpu",
         seed=seed + 2,
-        **settings,
+        **params,
     )
     return net.initialize()
+
+
+def _net(seed, module=None, **overrides):
+    """A PCDNet with the tiny settings, ``overrides`` on top."""
+    settings = {**_TINY_SETTINGS, **overrides}
+    return _seeded_net(
+        PCDNet,
+        seed,
+        module=_model(seed) if module is None else module,
+        criterion=ContrastiveDivergenceLoss,
+        criterion__energy_l2=settings.pop("energy_l2"),
+        **settings,
+    )
 
 
 def _uniform_noise(n_samples, seed):
@@ -235,23 +243,17 @@ def test_update_gradient_adds_the_models_regularizer():
 
 
 def _dsm_net(seed, noise_std=0.1, **overrides):
-    """A DSMNet assembled as ``BaseEnergyEstimator._build_net`` does for ``objective='dsm'``."""
+    """A DSMNet as ``objective='dsm'`` has it, ``overrides`` on top."""
     settings = {**dict(lr=2e-2, max_epochs=5, batch_size=32), **overrides}
-    net = DSMNet(
+    return _seeded_net(
+        DSMNet,
+        seed,
         module=_model(seed),
         noise_std=noise_std,
         sgld_step_size=1.0,
         sgld_noise=0.01,
-        optimizer=torch.optim.Adam,
-        train_split=None,
-        iterator_train__shuffle=True,
-        iterator_train__generator=torch.Generator().manual_seed(seed + 1),
-        verbose=0,
-        device="cpu",
-        seed=seed + 2,
         **settings,
     )
-    return net.initialize()
 
 
 def test_score_matching_lowers_data_energy_below_noise_energy():

@@ -24,6 +24,14 @@ def _tiny_energy(seed):
     return module
 
 
+def _energy_and_batches(seed, n_data, n_model, draw_model=torch.randn):
+    """A tiny energy and a data and a model batch of three features, all from ``seed``."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    x_data = torch.randn(n_data, 3, generator=generator, dtype=torch.float64)
+    x_model = draw_model(n_model, 3, generator=generator, dtype=torch.float64)
+    return _tiny_energy(seed), x_data, x_model
+
+
 @pytest.mark.parametrize("energy_l2", [0.0, 0.1, 2.0])
 def test_loss_value_matches_hand_computation(energy_l2):
     energy_data = torch.tensor([1.0, -2.0, 0.5, 2.5], dtype=torch.float64)
@@ -45,10 +53,7 @@ def test_default_loss_has_no_magnitude_penalty():
 def test_loss_gradient_is_contrastive_divergence_gradient():
     # With energy_l2 = 0 the surrogate's weight gradient is the negated log-likelihood
     # gradient of Sec. 2.1: mean grad E(data) - mean grad E(model samples).
-    energy = _tiny_energy(0)
-    generator = torch.Generator().manual_seed(1)
-    x_data = torch.randn(6, 3, generator=generator, dtype=torch.float64)
-    x_model = torch.rand(4, 3, generator=generator, dtype=torch.float64)
+    energy, x_data, x_model = _energy_and_batches(0, 6, 4, draw_model=torch.rand)
     parameters = list(energy.parameters())
 
     loss = ContrastiveDivergenceLoss(0.0)(energy(x_data), energy(x_model))
@@ -68,10 +73,7 @@ def test_loss_gradient_is_contrastive_divergence_gradient():
 
 def test_loss_gradient_with_penalty_adds_energy_weighted_term():
     # d/dtheta [alpha (mean E_d**2 + mean E_m**2)] = alpha (mean 2 E_d grad E_d + ...).
-    energy = _tiny_energy(2)
-    generator = torch.Generator().manual_seed(3)
-    x_data = torch.randn(5, 3, generator=generator, dtype=torch.float64)
-    x_model = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    energy, x_data, x_model = _energy_and_batches(2, 5, 5)
     weight = next(energy.parameters())
     alpha = 0.3
 

@@ -1,0 +1,355 @@
+"""The estimators on a CUDA device: fitting, outputs, determinism, and use without a GPU.
+
+Skipped where torch sees no CUDA device, as on CI; ``benchmarks/gpu_check.sh`` runs them
+on a lent GPU. Every fit is tiny, so the file takes well under a minute there.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from inspect import signature
+from itertools import chain
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.metrics import roc_auc_score
+
+from sklearn_cebm import (
+    CEBMEncoder,
+    CEBMOutlierDetector,
+    GMMCEBMClusterer,
+    IGEBMEncoder,
+    VAEEncoder,
+)
+
+from .conftest import CHEAP_SETTINGS
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA device: torch.cuda.is_available() is False here",
+)
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+# Each case: the estimator class, the settings it adds to CHEAP_SETTINGS, and its data.
+CASES = {
+    "CEBMEncoder": (CEBMEncoder, {}, "blobs"),
+    "CEBMEncoder-dsm": (CEBMEncoder, {"objective": "dsm"}, "blobs"),
+    "CEBMEncoder-cnn": (CEBMEncoder, {"image_shape": (1, 8, 8)}, "digits"),
+    "GMMCEBMClusterer": (GMMCEBMClusterer, {"n_clusters": 3}, "blobs"),
+    "CEBMOutlierDetector": (CEBMOutlierDetector, {}, "blobs"),
+    "IGEBMEncoder": (IGEBMEncoder, {}, "blobs"),
+    "VAEEncoder": (VAEEncoder, {}, "blobs"),
+}
+ESTIMATOR_CLASSES = [CEBMEncoder, GMMCEBMClusterer, CEBMOutlierDetector, IGEBMEncoder, VAEEncoder]
+
+# Enough training for every estimator to tell data on a plane in 8 dimensions from uniform
+# noise in its bounding box: on the CPU, over 8 seeds, the AUROC was 0.80 to 0.998.
+QUALITY_SETTINGS = dict(
+    n_components=4,
+    hidden_layer_sizes=(32,),
+    max_iter=15,
+    batch_size=32,
+    sgld_steps=20,
+    buffer_size=256,
+    learning_rate=4e-3,
+)
+QUALITY_MIN_AUROC = 0.7
+
+# Largest |CPU - GPU| gap of a float output computed from the same GPU-trained weights, as
+# a share of the output's largest magnitude: float32 rounding for the MLPs; cuDNN computes
+# float32 convolutions in TF32 by default (10-bit mantissa), hence the conv case's.
+CROSS_DEVICE_TOLERANCE = {"CEBMEncoder-cnn": 2e-2}
+CROSS_DEVICE_DEFAULT_TOLERANCE = 1e-4
+# Labels from nearly tied energies may flip between the devices' roundings.
+CROSS_DEVICE_MIN_LABEL_AGREEMENT = 0.98
+
+
+def _data(case):
+    kind = CASES[case][2]
+    if kind == "digits":
+        return load_digits().data[:128]
+    rng = np.random.default_rng(0)
+    centers = np.array([[-2.0, -2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 2.0, -2.0]])
+    labels = rng.integers(0, 3, size=150)
+    return centers[labels] + 0.3 * rng.standard_normal((150, 3))
+
+
+def _own_params(estimator_class, settings):
+    """The settings ``estimator_class`` takes: the VAE has no sampler parameters."""
+    names = estimator_class().get_params()
+    return {name: value for name, value in settings.items() if name in names}
+
+
+def _estimator(case, **params):
+    estimator_class, extra, _ = CASES[case]
+    return estimator_class(**_own_params(estimator_class, {**CHEAP_SETTINGS, **extra, **params}))
+
+
+def _outputs(estimator, X):
+    """Every inference output of a fitted estimator on X, by method name."""
+    outputs = {
+        "score_samples": estimator.score_samples(X),
+        "score_gradient_norm": estimator.score_gradient_norm(X),
+    }
+    for method in ("transform", "predict", "predict_proba", "decision_function"):
+        if hasattr(estimator, method):
+            outputs[method] = getattr(estimator, method)(X)
+    transform = getattr(estimator, "transform", None)
+    if transform is not None and "return_std" in signature(transform).parameters:
+        outputs["transform_std"] = transform(X, return_std=True)[1]
+    steps = {"n_steps": 5} if "n_steps" in signature(estimator.sample).parameters else {}
+    outputs["sample"] = estimator.sample(4, random_state=0, **steps)
+    return outputs
+
+
+def _expected_shapes(estimator, n_rows):
+    n_components = estimator.n_components
+    return {
+        "score_samples": (n_rows,),
+        "score_gradient_norm": (n_rows,),
+        "transform": (n_rows, n_components),
+        "transform_std": (n_rows, n_components),
+        "predict": (n_rows,),
+        "predict_proba": (n_rows, getattr(estimator, "n_clusters", 0)),
+        "decision_function": (n_rows,),
+        "sample": (4, estimator.n_features_in_),
+    }
+
+
+def _check_outputs(estimator, X):
+    """Outputs are finite numpy arrays of the documented shapes, floats in X's dtype."""
+    outputs = _outputs(estimator, X)
+    shapes = _expected_shapes(estimator, len(X))
+    for name, value in outputs.items():
+        assert isinstance(value, np.ndarray), name
+        assert value.shape == shapes[name], name
+        assert np.isfinite(value).all(), name
+        if name == "predict":
+            assert value.dtype == np.int64, name
+        elif name != "sample":  # samples are in the training data's units, not X's
+            assert value.dtype == X.dtype, name
+    assert outputs["sample"].dtype.kind == "f"
+    assert (outputs["score_gradient_norm"] >= 0).all()
+    if "predict_proba" in outputs:
+        np.testing.assert_allclose(outputs["predict_proba"].sum(axis=1), 1.0, rtol=1e-4)
+
+
+def _on_cuda(estimator):
+    module = estimator.net_.module_
+    return all(t.is_cuda for t in chain(module.parameters(), module.buffers()))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_fit_runs_on_the_gpu_and_outputs_are_finite(case):
+    X = _data(case)
+    estimator = _estimator(case, device="cuda", random_state=0).fit(X)
+    assert estimator.device_.type == "cuda"
+    assert _on_cuda(estimator)
+    _check_outputs(estimator, X)
+    _check_outputs(estimator, X.astype(np.float32))
+
+
+@pytest.mark.parametrize("device", ["cuda:0", torch.device("cuda"), "auto"], ids=str)
+def test_cuda_device_spellings(device):
+    X = _data("CEBMEncoder")
+    encoder = _estimator("CEBMEncoder", device=device, random_state=0).fit(X)
+    assert encoder.device_.type == "cuda"
+    assert encoder.device_ == torch.device(device if device != "auto" else "cuda")
+    assert _on_cuda(encoder)
+    assert np.isfinite(encoder.transform(X)).all()
+
+
+def _differences(first, second):
+    """Names of the outputs and weights that differ between two fits, with the largest gap."""
+    differences = []
+    for name in first["outputs"]:
+        a, b = first["outputs"][name], second["outputs"][name]
+        if not np.array_equal(a, b):
+            gap = np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))
+            differences.append(f"output {name}: max |difference| {gap:.3g}")
+    for name, tensor in first["weights"].items():
+        if not torch.equal(tensor, second["weights"][name]):
+            gap = (tensor - second["weights"][name]).abs().max().item()
+            differences.append(f"weight {name}: max |difference| {gap:.3g}")
+    return differences
+
+
+def _fit_and_record(case, X):
+    estimator = _estimator(case, device="cuda", random_state=0).fit(X)
+    weights = {name: t.detach().cpu() for name, t in estimator.net_.module_.state_dict().items()}
+    return {"outputs": _outputs(estimator, X), "weights": weights}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_same_seed_same_outputs(case):
+    """Two fits on the GPU with one ``random_state`` give bit-identical weights and outputs.
+
+    Every draw comes from generators seeded by ``random_state``; a difference would come
+    from a CUDA kernel whose result depends on thread scheduling. The failure message lists
+    what differs; ``benchmarks/gpu_check.sh`` also writes a diagnosis to determinism.log.
+    """
+    X = _data(case)
+    differences = _differences(_fit_and_record(case, X), _fit_and_record(case, X))
+    assert not differences, "two seeded CUDA fits differ:\n" + "\n".join(differences)
+
+
+# Runs with CUDA hidden: loads each saved case, records what happened, writes report.json.
+_LOAD_WITHOUT_CUDA = textwrap.dedent(
+    """
+    import json, sys, traceback, warnings
+    from pathlib import Path
+    import joblib, numpy as np, torch
+    from tests.test_cuda import CASES, _data, _outputs
+
+    folder = Path(sys.argv[1])
+    torch.set_num_threads(1)  # tiny models: threads cost more than they save
+
+    def attempt(step, report, function):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = function()
+            except Exception:
+                report[step + "_error"] = traceback.format_exc()
+                result = None
+        report[step + "_warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+        return result
+
+    reports = {"cuda_available": torch.cuda.is_available()}
+    for case in CASES:
+        report = reports[case] = {}
+        X = _data(case)
+        model = attempt("load", report, lambda: joblib.load(folder / f"{case}.joblib"))
+        if model is None:
+            continue
+        module = model.net_.module_
+        report["tensor_devices"] = sorted(
+            {str(t.device) for t in [*module.parameters(), *module.buffers()]}
+        )
+        outputs = attempt("predict", report, lambda: _outputs(model, X))
+        if outputs is not None:
+            np.savez(folder / f"{case}-cpu.npz", **outputs)
+        report["n_iter_before"] = model.n_iter_
+        refit = attempt("train", report, lambda: model.set_params(warm_start=True).fit(X))
+        if refit is not None:
+            report["n_iter_after"] = refit.n_iter_
+            report["finite_after_training"] = bool(np.isfinite(refit.score_samples(X)).all())
+    (folder / "report.json").write_text(json.dumps(reports, indent=1))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def without_cuda(tmp_path_factory):
+    """Every case fitted on the GPU and saved, then used in a process that sees no GPU.
+
+    Returns the GPU's outputs by case, the child's report and the folder of its outputs.
+    """
+    folder = tmp_path_factory.mktemp("fitted_on_cuda")
+    on_gpu = {}
+    for case in CASES:
+        X = _data(case)
+        estimator = _estimator(case, device="cuda", random_state=0).fit(X)
+        joblib.dump(estimator, folder / f"{case}.joblib")
+        on_gpu[case] = _outputs(estimator, X)
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    completed = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_CUDA, str(folder)],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    report = json.loads((folder / "report.json").read_text())
+    assert report["cuda_available"] is False, "CUDA_VISIBLE_DEVICES='' did not hide the GPU"
+    return on_gpu, report, folder
+
+
+def _case_report(without_cuda, case, step):
+    """The child's report on ``case``, failing with the end of its traceback if ``step`` did."""
+    report = without_cuda[1][case]
+    for failed in ("load", step):
+        error = report.get(f"{failed}_error")
+        assert error is None, f"{failed} without CUDA failed:\n{error[-2500:]}"
+    return report
+
+
+def _assert_close_across_devices(on_cpu, on_gpu, case, name):
+    tolerance = CROSS_DEVICE_TOLERANCE.get(case, CROSS_DEVICE_DEFAULT_TOLERANCE)
+    scale = max(float(np.max(np.abs(on_gpu))), 1e-12)
+    gap = float(np.max(np.abs(on_cpu.astype(np.float64) - on_gpu)))
+    assert gap <= tolerance * scale, (
+        f"{name}: max |CPU - GPU| = {gap:.3g}, {gap / scale:.2g} of its largest value"
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_fitted_model_predicts_without_cuda(without_cuda, case):
+    """A model fitted on a GPU and saved with joblib works on a machine without CUDA."""
+    report = _case_report(without_cuda, case, "predict")
+    assert report["tensor_devices"] == ["cpu"]
+    on_gpu = without_cuda[0][case]
+    with np.load(without_cuda[2] / f"{case}-cpu.npz") as on_cpu:
+        for name, expected in on_gpu.items():
+            if name == "sample":  # drawn from the CPU's generator: other numbers
+                assert on_cpu[name].shape == expected.shape
+            elif name == "predict":
+                agreement = np.mean(on_cpu[name] == expected)
+                assert agreement >= CROSS_DEVICE_MIN_LABEL_AGREEMENT, (name, agreement)
+            else:
+                _assert_close_across_devices(on_cpu[name], expected, case, name)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_fitted_model_loads_without_cuda_with_only_device_warnings(without_cuda, case):
+    """Loading warns only that the weights move to the CPU (skorch's DeviceWarning)."""
+    report = _case_report(without_cuda, case, "predict")
+    unexpected = [w for w in report["load_warnings"] if not w.startswith("DeviceWarning")]
+    assert not unexpected + report["predict_warnings"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_fitted_model_trains_further_without_cuda(without_cuda, case):
+    """``warm_start=True`` goes on training a GPU-fitted model on the CPU."""
+    report = _case_report(without_cuda, case, "train")
+    assert report["n_iter_after"] > report["n_iter_before"]
+    assert report["finite_after_training"]
+    assert not report["train_warnings"]
+
+
+def _plane_and_noise():
+    """400 points near a plane in 8 dimensions, and 400 uniform in their bounding box."""
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((2, 8))
+    X = rng.standard_normal((400, 2)) @ weights + 0.05 * rng.standard_normal((400, 8))
+    return X, rng.uniform(X.min(axis=0), X.max(axis=0), size=X.shape)
+
+
+def _data_versus_noise_auroc(estimator, X, noise):
+    scores = np.concatenate([estimator.score_samples(X), estimator.score_samples(noise)])
+    is_data = np.concatenate([np.ones(len(X)), np.zeros(len(noise))])
+    return roc_auc_score(is_data, scores)
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES, ids=lambda c: c.__name__)
+def test_cuda_and_cpu_fits_are_of_the_same_quality(estimator_class):
+    """With one seed, a GPU and a CPU fit both tell data from noise by ``score_samples``.
+
+    Not bit-equal: the devices draw from different random streams and round differently.
+    """
+    X, noise = _plane_and_noise()
+    settings = _own_params(estimator_class, QUALITY_SETTINGS)
+    auroc = {}
+    for device in ("cpu", "cuda"):
+        estimator = estimator_class(**settings, device=device, random_state=0).fit(X)
+        auroc[device] = _data_versus_noise_auroc(estimator, X, noise)
+    assert min(auroc.values()) > QUALITY_MIN_AUROC, auroc

@@ -146,9 +146,7 @@ def _cases(X, X_test):
         model = VAEEncoder(**{**SMALL, **params}).fit(X)
         outputs = _common_outputs(model, X_test)
         mean, std = model.transform(X_test, return_std=True)
-        outputs.update(
-            transform=mean, transform_std=std, sample=model.sample(3, random_state=1)
-        )
+        outputs.update(transform=mean, transform_std=std, sample=model.sample(3, random_state=1))
         return outputs
 
     cases["vae_mlp"] = lambda: vae()

@@ -218,13 +218,13 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         """Build everything from scratch and train; attributes are set only on success."""
         device = _resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
-        offset, scale = fit_unit_range(X, per_feature=self.image_shape is None)
+        center, scale = fit_unit_range(X, per_feature=self.image_shape is None)
         init_generator = torch.Generator().manual_seed(int(seeds[0]))
         module = self._build_model(X.shape[1], init_generator)
         net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
-        net.partial_fit(to_unit_range(X, offset, scale), epochs=epochs)
+        net.partial_fit(to_unit_range(X, center, scale), epochs=epochs)
         self.net_ = net
-        self.input_offset_, self.input_scale_ = offset, scale
+        self.input_center_, self.input_scale_ = center, scale
         self.device_ = device
 
     def _fit(self, X, reset, epochs):
@@ -234,7 +234,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             if reset:
                 self._fit_new(X_valid, epochs)
             else:
-                X_unit = to_unit_range(X_valid, self.input_offset_, self.input_scale_)
+                X_unit = to_unit_range(X_valid, self.input_center_, self.input_scale_)
                 keep_net()
                 self.net_.partial_fit(X_unit, epochs=epochs)
             self.n_iter_ = len(self.net_.history)
@@ -303,7 +303,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         X = self._validate_input(X, reset=False)
         module = self._module()
         device = next(module.parameters()).device
-        X_unit = to_unit_range(X, self.input_offset_, self.input_scale_)
+        X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
         outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)
         if isinstance(outputs, tuple):
             return tuple(output.numpy().astype(X.dtype) for output in outputs)
@@ -319,7 +319,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"sample needs an integer n_samples >= 1; got {n_samples!r}.")
         seed = _seed_from(self.random_state if random_state is None else random_state)
         samples = draw(int(n_samples), seed)
-        return from_unit_range(samples.numpy(), self.input_offset_, self.input_scale_)
+        return from_unit_range(samples.numpy(), self.input_center_, self.input_scale_)
 
     def score_samples(self, X):
         """Unnormalised log-density ``log p(x) + log Z = -E(x)`` of each sample.

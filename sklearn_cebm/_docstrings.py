@@ -116,8 +116,8 @@ PARAMETER_DOCS = {
 COMMON_ATTRIBUTES = """
 n_iter_ : int
     Epochs trained in total.
-input_offset_, input_scale_ : ndarray of shape (`n_features_in_`,)
-    The learned map ``(X - offset) / scale`` into the sampler's box ``[-1, 1]``.
+input_center_, input_scale_ : ndarray of shape (`n_features_in_`,)
+    The learned map ``(X - center) / scale`` into the sampler's box ``[-1, 1]``.
 device_ : torch.device
     Device the model was trained on.
 n_features_in_ : int

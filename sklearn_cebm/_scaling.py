@@ -6,7 +6,7 @@ __all__ = ["fit_unit_range", "from_unit_range", "to_unit_range"]
 
 
 def fit_unit_range(X, per_feature):
-    """Offset and scale that map the range of ``X`` onto ``[-1, 1]``.
+    """Center and scale that map the range of ``X`` onto ``[-1, 1]``.
 
     Parameters
     ----------
@@ -17,23 +17,23 @@ def fit_unit_range(X, per_feature):
 
     Returns
     -------
-    offset, scale : ndarray of shape (n_features,)
-        ``(X - offset) / scale`` lies in ``[-1, 1]``; a constant column gets scale 1.
+    center, scale : ndarray of shape (n_features,)
+        ``(X - center) / scale`` lies in ``[-1, 1]``; a constant column gets scale 1.
     """
     axis = 0 if per_feature else None
     low = np.broadcast_to(X.min(axis=axis), X.shape[1:]).astype(np.float64)
     high = np.broadcast_to(X.max(axis=axis), X.shape[1:]).astype(np.float64)
-    offset = (high + low) / 2.0
+    center = (high + low) / 2.0
     half_range = (high - low) / 2.0
     scale = np.where(half_range > 0, half_range, 1.0)
-    return offset, scale
+    return center, scale
 
 
-def to_unit_range(X, offset, scale):
+def to_unit_range(X, center, scale):
     """Map ``X`` from the caller's units into the sampler's box, as float32."""
-    return ((X - offset) / scale).astype(np.float32)
+    return ((X - center) / scale).astype(np.float32)
 
 
-def from_unit_range(X_unit, offset, scale, dtype=np.float64):
+def from_unit_range(X_unit, center, scale, dtype=np.float64):
     """Map sampler-box values back to the caller's units."""
-    return (np.asarray(X_unit, dtype=np.float64) * scale + offset).astype(dtype)
+    return (np.asarray(X_unit, dtype=np.float64) * scale + center).astype(dtype)

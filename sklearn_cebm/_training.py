@@ -13,7 +13,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressB
 from skorch.dataset import unpack_data
 
 from ._callbacks import SamplerMonitor
-from ._core.chain_starts import UniformStart, fit_chain_start
+from ._core.chain_init import UniformChainInit, fit_chain_init
 from ._core.losses import (
     ContrastiveDivergenceLoss,
     DenoisingScoreMatchingLoss,
@@ -93,6 +93,11 @@ class SeededNet(NeuralNet):
         """Initialise skorch's components and the random generator."""
         super().initialize()
         self.random_generator_ = torch.Generator().manual_seed(self.seed)
+        # The module given to the net is the object skorch trains as module_, but skorch
+        # maps only module_ to the loading machine's device when unpickling: the given
+        # module must go the same way, or a net trained on CUDA needs CUDA to load.
+        if "module" not in self.cuda_dependent_attributes_:
+            self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
         return self
 
     def device_generator(self):
@@ -165,9 +170,9 @@ class EnergyNet(SeededNet):
                     _divergence_message(f"energy of {name} reached {largest:.3g}")
                 )
 
-    def chain_start(self, sample_shape):
+    def chain_init_distribution(self, sample_shape):
         """Where fresh SGLD chains start: uniform noise on the sampler's box."""
-        return UniformStart(sample_shape)
+        return UniformChainInit(sample_shape)
 
     def sample(self, n_samples, n_steps, seed, sample_shape, energy=None):
         """``n_samples`` draws by ``n_steps`` of SGLD from fresh chains, on the CPU.
@@ -192,7 +197,7 @@ class EnergyNet(SeededNet):
         samples = sample_fresh_chains(
             self.module_ if energy is None else energy,
             n_samples,
-            self.chain_start(sample_shape),
+            self.chain_init_distribution(sample_shape),
             n_steps=n_steps,
             step_size=self.sgld_step_size,
             noise_std=self.sgld_noise,
@@ -276,9 +281,9 @@ class PCDNet(EnergyNet):
     buffer_reinit_fraction : float
         Share of each batch of chains restarted from the chain start.
     chain_init : {'uniform', 'gaussian'}
-        Where chains start (:func:`~sklearn_cebm._core.chain_starts.fit_chain_start`):
+        Where chains start (:func:`~sklearn_cebm._core.chain_init.fit_chain_init`):
         uniform noise on ``[-1, 1]``, or a Gaussian fitted to the first training call's
-        data, kept as ``chain_start_``.
+        data, kept as ``chain_init_``.
     data_noise : float
         Std of the Gaussian noise added to every data batch.
     seed : int
@@ -320,31 +325,31 @@ class PCDNet(EnergyNet):
         """Initialise skorch's components, the random generator and an empty replay buffer."""
         super().initialize()
         self.replay_buffer_ = None
-        self.chain_start_ = None
+        self.chain_init_ = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Fit the chain start to the first training call's data."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        if getattr(self, "chain_start_", None) is None:
+        if getattr(self, "chain_init_", None) is None:
             # Pickles made before chain starts existed have no chain_init: uniform, as then.
             kind = getattr(self, "chain_init", "uniform")
-            self.chain_start_ = fit_chain_start(kind, torch.as_tensor(X, device="cpu"))
+            self.chain_init_ = fit_chain_init(kind, torch.as_tensor(X, device="cpu"))
 
-    def chain_start(self, sample_shape):
+    def chain_init_distribution(self, sample_shape):
         """Where chains start: the start fitted to the training data, once there is one."""
-        start = getattr(self, "chain_start_", None)
+        start = getattr(self, "chain_init_", None)
         if start is not None:
             return start
         if self.chain_init != "uniform":
             raise RuntimeError("chain_init='gaussian' needs fit to see the data first.")
-        return super().chain_start(sample_shape)
+        return super().chain_init_distribution(sample_shape)
 
     def sample_model(self, n_samples, sample_shape):
         """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
         generator = self.device_generator()
         if self.replay_buffer_ is None:
-            start = self.chain_start(sample_shape).to(self.device)
+            start = self.chain_init_distribution(sample_shape).to(self.device)
             self.replay_buffer_ = ReplayBuffer.from_start(
                 self.buffer_size, start, self.buffer_reinit_fraction, generator
             )

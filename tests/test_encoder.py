@@ -46,10 +46,10 @@ def test_cebmencoder_score_matching_objective_learns_without_sampling(X):
     np.testing.assert_array_equal(encoder.transform(X), again.transform(X))
 
 
-def test_cebmencoder_gaussian_chain_start_fits_the_scaled_data(X):
+def test_cebmencoder_gaussian_chain_init_fits_the_scaled_data(X):
     encoder = CEBMEncoder(**CHEAP_SETTINGS, chain_init="gaussian", random_state=0).fit(X)
-    start = encoder.net_.chain_start_
-    scaled = (X - encoder.input_offset_) / encoder.input_scale_
+    start = encoder.net_.chain_init_
+    scaled = (X - encoder.input_center_) / encoder.input_scale_
 
     # The start is fitted once, in the sampler's units, and training's chains came from it.
     np.testing.assert_allclose(start.mean.numpy(), scaled.mean(axis=0), atol=1e-5)
@@ -71,16 +71,16 @@ def test_cebmencoder_gaussian_chain_start_fits_the_scaled_data(X):
     assert abs(np.corrcoef(uniform[:, 0], uniform[:, 1])[0, 1]) < 0.15
 
 
-def test_cebmencoder_gaussian_chain_start_is_seeded_and_survives_warm_start(X):
+def test_cebmencoder_gaussian_chain_init_is_seeded_and_survives_warm_start(X):
     params = dict(CHEAP_SETTINGS, chain_init="gaussian", random_state=1)
     first = CEBMEncoder(**params, warm_start=True).fit(X)
     second = CEBMEncoder(**params).fit(X)
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
     np.testing.assert_array_equal(first.sample(3, n_steps=5), second.sample(3, n_steps=5))
 
-    start = first.net_.chain_start_
+    start = first.net_.chain_init_
     first.fit(X[:40])  # warm start: the start fitted on the first call's data stays
-    assert first.net_.chain_start_ is start
+    assert first.net_.chain_init_ is start
 
 
 def test_cebmencoder_cnn_on_images():

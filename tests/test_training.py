@@ -1,5 +1,6 @@
 """The PCD training layer: a tiny PCDNet learns, records its diagnostics and fails loudly."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -332,3 +333,17 @@ def test_sampler_monitor_warns_on_a_lasting_gap_only(gaps, expected):
 
 def test_sampler_monitor_patience_one_warns_on_any_excursion():
     assert len(_gap_warnings([0.5, 11.8, 3.3], patience=1)) == 1
+
+
+def test_pickled_net_keeps_no_model_tensors_outside_skorchs_device_mapping():
+    # skorch unpickles the attributes it lists in cuda_dependent_attributes_ onto the
+    # loading machine's device. The module the net was built with is module_ itself; were
+    # it pickled as a plain attribute, a net trained on CUDA would need CUDA to load.
+    net = _net(20, max_epochs=1)
+    net.fit(_blobs(20), None)
+
+    state = net.__getstate__()
+    restored = pickle.loads(pickle.dumps(net))
+
+    assert "module" not in state and "module_" not in state
+    assert restored.module is restored.module_

@@ -23,7 +23,7 @@ def energy_input_gradient_norm(energy, x, input_scale=None):
     x : torch.Tensor of shape (n, ...)
         Inputs in the units the energy expects; not modified.
     input_scale : array-like or torch.Tensor, broadcastable to ``x.shape[1:]``, default=None
-        When ``x = (u - offset) / input_scale`` for inputs ``u`` in some other units, the
+        When ``x = (u - center) / input_scale`` for inputs ``u`` in some other units, the
         norm of the gradient in ``u``, ``||(d E / dx) / input_scale||`` (the chain rule);
         ``None`` for the gradient in ``x`` itself.
 

@@ -4,7 +4,7 @@ import contextlib
 
 import torch
 
-from .chain_starts import UniformStart
+from .chain_init import UniformChainInit
 
 __all__ = [
     "ReplayBuffer",
@@ -88,8 +88,8 @@ class ReplayBuffer:
         The chains' current states.
     reinit_fraction : float
         Expected share of every drawn batch restarted from ``start``.
-    start : UniformStart or GaussianStart, optional
-        Where restarted chains start (:mod:`~sklearn_cebm._core.chain_starts`); uniform
+    start : UniformChainInit or GaussianChainInit, optional
+        Where restarted chains start (:mod:`~sklearn_cebm._core.chain_init`); uniform
         noise on ``[-1, 1]`` by default.
 
     Notes
@@ -101,7 +101,7 @@ class ReplayBuffer:
     def __init__(self, samples, reinit_fraction, start=None):
         self.samples = samples
         self.reinit_fraction = reinit_fraction
-        self.start = UniformStart(samples.shape[1:]) if start is None else start
+        self.start = UniformChainInit(samples.shape[1:]) if start is None else start
 
     @classmethod
     def from_start(cls, n_chains, start, reinit_fraction, generator):
@@ -111,7 +111,7 @@ class ReplayBuffer:
     @classmethod
     def from_noise(cls, n_chains, sample_shape, reinit_fraction, generator):
         """A buffer of ``n_chains`` chains started from uniform noise on ``[-1, 1]``."""
-        return cls.from_start(n_chains, UniformStart(sample_shape), reinit_fraction, generator)
+        return cls.from_start(n_chains, UniformChainInit(sample_shape), reinit_fraction, generator)
 
     def to(self, device):
         """Move the chains and their start to ``device``; returns ``self``."""
@@ -140,8 +140,19 @@ class ReplayBuffer:
         return indices, states
 
     def update(self, indices, states):
-        """Store the advanced chains back at ``indices``."""
-        self.samples[indices] = states.detach()
+        """Store the advanced chains back at ``indices``; of repeats, the last one wins.
+
+        :meth:`draw` picks chains with replacement, so a chain can be advanced twice in one
+        batch. A plain indexed write leaves which copy is kept undefined, and on CUDA it
+        changes from run to run; keeping the last occurrence makes it the same everywhere.
+        """
+        positions = torch.arange(len(indices), device=indices.device)
+        last = torch.full(
+            (self.samples.shape[0],), -1, dtype=positions.dtype, device=indices.device
+        )
+        last = last.scatter_reduce(0, indices, positions, reduce="amax")
+        keep = last[indices] == positions
+        self.samples[indices[keep]] = states[keep].detach()
 
     def __getstate__(self):
         return {
@@ -152,7 +163,7 @@ class ReplayBuffer:
 
     def __setstate__(self, state):
         # Buffers pickled before chain starts existed restarted from uniform noise.
-        state.setdefault("start", UniformStart(state["samples"].shape[1:]))
+        state.setdefault("start", UniformChainInit(state["samples"].shape[1:]))
         self.__dict__.update(state)
 
 
@@ -173,8 +184,8 @@ def sample_fresh_chains(
     energy_module : torch.nn.Module
         Maps a batch to energies ``(n,)``.
     n_samples : int
-    start : UniformStart or GaussianStart
-        Where the chains start (:mod:`~sklearn_cebm._core.chain_starts`).
+    start : UniformChainInit or GaussianChainInit
+        Where the chains start (:mod:`~sklearn_cebm._core.chain_init`).
     n_steps, step_size, noise_std :
         As in :func:`langevin_dynamics`.
     generator : torch.Generator

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_cebm._core.chain_starts import GaussianStart, UniformStart
+from sklearn_cebm._core.chain_init import GaussianChainInit, UniformChainInit
 from sklearn_cebm._core.sgld import (
     ReplayBuffer,
     frozen_parameters,
@@ -257,7 +257,7 @@ def test_replay_buffer_pickle_round_trip_on_cpu():
 
 def test_replay_buffer_restarts_from_its_start():
     # A narrow Gaussian at 0.5 and chains parked at 5.0: restarts are the start's draws.
-    start = GaussianStart(torch.full((2,), 0.5), torch.full((2,), 1e-3))
+    start = GaussianChainInit(torch.full((2,), 0.5), torch.full((2,), 1e-3))
     generator = torch.Generator().manual_seed(17)
     buffer = ReplayBuffer.from_start(30, start, 0.5, generator)
     assert buffer.start is start and buffer.samples.shape == (30, 2)
@@ -270,14 +270,14 @@ def test_replay_buffer_restarts_from_its_start():
     torch.testing.assert_close(restarted, torch.full_like(restarted, 0.5), atol=5e-3, rtol=0)
 
 
-def test_replay_buffer_pickled_before_chain_starts_restarts_from_uniform_noise():
+def test_replay_buffer_pickled_before_chain_init_restarts_from_uniform_noise():
     buffer = ReplayBuffer.__new__(ReplayBuffer)
     buffer.__setstate__({"samples": torch.full((4, 3), 5.0), "reinit_fraction": 1.0})
 
-    assert isinstance(buffer.start, UniformStart) and buffer.start.sample_shape == (3,)
+    assert isinstance(buffer.start, UniformChainInit) and buffer.start.sample_shape == (3,)
     _, states = buffer.draw(50, torch.Generator().manual_seed(18))
     assert (states.abs() <= 1.0).all()
-    assert isinstance(pickle.loads(pickle.dumps(buffer)).start, UniformStart)
+    assert isinstance(pickle.loads(pickle.dumps(buffer)).start, UniformChainInit)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -299,7 +299,7 @@ def test_sample_fresh_chains_shape_bounds_and_frozen_weights():
     samples = sample_fresh_chains(
         module,
         9,
-        UniformStart((2, 3)),
+        UniformChainInit((2, 3)),
         n_steps=4,
         step_size=0.5,
         noise_std=0.05,
@@ -316,7 +316,7 @@ def test_sample_fresh_chains_zero_steps_is_its_start():
     samples = sample_fresh_chains(
         nn.Linear(2, 1),
         4000,
-        UniformStart((2,)),
+        UniformChainInit((2,)),
         n_steps=0,
         step_size=1.0,
         noise_std=1.0,

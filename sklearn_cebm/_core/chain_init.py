@@ -8,7 +8,7 @@ images rather than carve them out of noise.
 
 import torch
 
-__all__ = ["GaussianStart", "UniformStart", "fit_chain_start"]
+__all__ = ["GaussianChainInit", "UniformChainInit", "fit_chain_init"]
 
 # Above this many features a full covariance (features**2 floats, a cubic Cholesky) is
 # too costly to fit on every training call; the Gaussian then keeps its diagonal.
@@ -21,7 +21,7 @@ MAX_FIT_ROWS = 10_000
 COVARIANCE_RIDGE = 1e-3
 
 
-class UniformStart:
+class UniformChainInit:
     """Uniform noise on ``[low, high)`` in every coordinate.
 
     Parameters
@@ -47,7 +47,7 @@ class UniformStart:
         return self
 
 
-class GaussianStart:
+class GaussianChainInit:
     """A Gaussian ``N(mean, L L^T)`` clamped to the sampler's box.
 
     Parameters
@@ -94,7 +94,7 @@ class GaussianStart:
         return {**self.__dict__, "mean": self.mean.cpu(), "scale": self.scale.cpu()}
 
 
-def fit_chain_start(kind, X, bounds=(-1.0, 1.0)):
+def fit_chain_init(kind, X, bounds=(-1.0, 1.0)):
     """The start ``kind`` ('uniform' or 'gaussian') for data ``X`` of shape ``(n, ...)``.
 
     The Gaussian has the sample mean and covariance of ``X`` (of at most
@@ -104,7 +104,7 @@ def fit_chain_start(kind, X, bounds=(-1.0, 1.0)):
 
     Returns
     -------
-    UniformStart or GaussianStart
+    UniformChainInit or GaussianChainInit
         On ``X``'s device.
 
     Raises
@@ -114,7 +114,7 @@ def fit_chain_start(kind, X, bounds=(-1.0, 1.0)):
     """
     sample_shape = tuple(X.shape[1:])
     if kind == "uniform":
-        return UniformStart(sample_shape, *bounds)
+        return UniformChainInit(sample_shape, *bounds)
     if kind != "gaussian":
         raise ValueError(f"chain start must be 'uniform' or 'gaussian', got {kind!r}.")
     rows = X[:: max(1, len(X) // MAX_FIT_ROWS)]
@@ -130,4 +130,4 @@ def fit_chain_start(kind, X, bounds=(-1.0, 1.0)):
         covariance.diagonal().add_(ridge)
         scale = torch.linalg.cholesky(covariance)
     dtype = X.dtype if X.dtype.is_floating_point else torch.float32
-    return GaussianStart(mean.to(dtype).reshape(sample_shape), scale.to(dtype), bounds)
+    return GaussianChainInit(mean.to(dtype).reshape(sample_shape), scale.to(dtype), bounds)

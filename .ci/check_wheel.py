@@ -157,14 +157,8 @@ def check_installed(root):
     from sklearn.datasets import load_digits
 
     X = load_digits().data[:64]
-    encoder = sklearn_cebm.CEBMEncoder(
-        n_components=2,
-        hidden_layer_sizes=(8,),
-        max_iter=1,
-        sgld_steps=2,
-        buffer_size=32,
-        random_state=0,
-    ).fit(X)
+    tiny = {"n_components": 2, "hidden_layer_sizes": (8,), "max_iter": 1, "sgld_steps": 2}
+    encoder = sklearn_cebm.CEBMEncoder(**tiny, buffer_size=32, random_state=0).fit(X)
     Z = encoder.transform(X)
     if Z.shape != (64, 2) or not np.isfinite(Z).all():
         fail(f"CEBMEncoder.transform gave shape {Z.shape}, finite: {np.isfinite(Z).all()}")

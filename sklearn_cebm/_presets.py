@@ -5,6 +5,23 @@ __all__ = ["paper_settings"]
 # 90k gradient steps at batch size 128 (Sec. 5) are 192 epochs of a 60,000-image set.
 _PAPER_EPOCHS_OF_60000_IMAGES = 192
 
+_PAPER_SETTINGS = {
+    "n_components": 128,
+    "encoder": "auto",
+    "max_iter": _PAPER_EPOCHS_OF_60000_IMAGES,
+    "batch_size": 128,
+    "learning_rate": 1e-4,
+    "objective": "pcd",
+    "sgld_steps": 60,
+    "sgld_step_size": 1.0,
+    "sgld_noise": 7.5e-3,
+    "buffer_size": 5000,
+    "buffer_reinit_fraction": 0.05,
+    "chain_init": "uniform",
+    "energy_l2": 5e-3,
+    "data_noise": 0.03,
+}
+
 
 def paper_settings():
     """The training recipe of Wu et al. (2021), as keyword arguments of the CEBM estimators.
@@ -36,19 +53,4 @@ def paper_settings():
     >>> encoder.get_params()["buffer_size"]
     5000
     """
-    return dict(
-        n_components=128,
-        encoder="auto",
-        max_iter=_PAPER_EPOCHS_OF_60000_IMAGES,
-        batch_size=128,
-        learning_rate=1e-4,
-        objective="pcd",
-        sgld_steps=60,
-        sgld_step_size=1.0,
-        sgld_noise=7.5e-3,
-        buffer_size=5000,
-        buffer_reinit_fraction=0.05,
-        chain_init="uniform",
-        energy_l2=5e-3,
-        data_noise=0.03,
-    )
+    return dict(_PAPER_SETTINGS)

@@ -12,7 +12,7 @@ from torch import nn
 
 from .input_convolution import InputGradientConv2d
 
-__all__ = ["ConvEncoder", "MLPEncoder", "initialize_layers"]
+__all__ = ["ConvEncoder", "MLPEncoder", "encode_flat_batch", "initialize_layers", "silu_layers"]
 
 # The paper's network (Nijkamp et al., 2019a): channels, kernel sizes and strides of the
 # four convolutions, all with padding 1.
@@ -99,6 +99,46 @@ class ConvEncoder(nn.Module):
         return self.head(self.features(x))
 
 
+def silu_layers(n_inputs, hidden_layer_sizes, n_outputs):
+    """Linear layers of the given widths with a SiLU after each hidden one, as a list."""
+    layers, width = [], n_inputs
+    for hidden in hidden_layer_sizes:
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    return [*layers, nn.Linear(width, n_outputs)]
+
+
+def encode_flat_batch(encoder, x, input_shape, n_outputs, meaning):
+    """``encoder`` applied to a flat batch ``x`` reshaped to ``(n, *input_shape)``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+    x : torch.Tensor of shape (n, prod(input_shape))
+    input_shape : tuple of int
+    n_outputs : int
+        The width the output must have.
+    meaning : str
+        What the output's columns are, for the error message.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_outputs)
+
+    Raises
+    ------
+    ValueError
+        If the encoder's output is not of shape ``(n, n_outputs)``.
+    """
+    raw = encoder(x.reshape(x.shape[0], *input_shape))
+    if raw.ndim != 2 or tuple(raw.shape) != (x.shape[0], n_outputs):
+        raise ValueError(
+            f"The encoder must return a tensor of shape (n_samples, {n_outputs}) "
+            f"({meaning}); it returned {tuple(raw.shape)}."
+        )
+    return raw
+
+
 class MLPEncoder(nn.Module):
     """A fully connected SiLU network for tabular data; inputs of any shape are flattened.
 
@@ -114,13 +154,9 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, n_features, hidden_layer_sizes, n_outputs):
         super().__init__()
-        layers = [nn.Flatten()]
-        width = n_features
-        for hidden in hidden_layer_sizes:
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_outputs))
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(
+            nn.Flatten(), *silu_layers(n_features, hidden_layer_sizes, n_outputs)
+        )
 
     def forward(self, x):
         return self.layers(x)

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from .encoders import encode_flat_batch
 from .exponential_family import negative_precision_term
 
 __all__ = ["INFERENCE_BATCH_SIZE", "ComponentEnergy", "ConjugateEnergyModel", "map_batches"]
@@ -43,13 +44,10 @@ class ConjugateEnergyModel(nn.Module):
         ValueError
             If the encoder's output is not of shape ``(n, 2 * K)``.
         """
-        raw = self.encoder(x.reshape(x.shape[0], *self.input_shape))
         n_statistics = 2 * self.bias.natural_params()[0].shape[-1]
-        if raw.ndim != 2 or raw.shape != (x.shape[0], n_statistics):
-            raise ValueError(
-                f"The encoder must return a tensor of shape (n_samples, {n_statistics}) "
-                f"(two statistics per latent dimension); it returned {tuple(raw.shape)}."
-            )
+        raw = encode_flat_batch(
+            self.encoder, x, self.input_shape, n_statistics, "two statistics per latent dimension"
+        )
         statistic_1, unconstrained_2 = raw.chunk(2, dim=-1)
         return statistic_1, negative_precision_term(unconstrained_2)
 

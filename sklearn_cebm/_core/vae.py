@@ -14,7 +14,9 @@ from .encoders import (
     PAPER_CONV_CHANNELS,
     PAPER_CONV_KERNELS,
     PAPER_CONV_STRIDES,
+    encode_flat_batch,
     initialize_layers,
+    silu_layers,
 )
 
 __all__ = [
@@ -147,13 +149,8 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, n_features, hidden_layer_sizes, n_latent):
         super().__init__()
-        layers = []
-        width = n_latent
-        for hidden in reversed(tuple(hidden_layer_sizes)):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_features))
-        self.layers = nn.Sequential(*layers)
+        hidden = reversed(tuple(hidden_layer_sizes))
+        self.layers = nn.Sequential(*silu_layers(n_latent, hidden, n_features))
 
     def forward(self, z):
         return self.layers(z)
@@ -225,12 +222,13 @@ class VariationalAutoencoder(nn.Module):
         ValueError
             If the encoder's output is not of shape ``(n, 2 * K)``.
         """
-        raw = self.encoder(x.reshape(x.shape[0], *self.input_shape))
-        if raw.ndim != 2 or tuple(raw.shape) != (x.shape[0], 2 * self.n_latent):
-            raise ValueError(
-                f"The encoder must return a tensor of shape (n_samples, {2 * self.n_latent}) "
-                f"(a mean and a std per latent dimension); it returned {tuple(raw.shape)}."
-            )
+        raw = encode_flat_batch(
+            self.encoder,
+            x,
+            self.input_shape,
+            2 * self.n_latent,
+            "a mean and a std per latent dimension",
+        )
         mean, raw_std = raw.chunk(2, dim=-1)
         return mean, functional.softplus(raw_std) + _MIN_POSTERIOR_STD
 

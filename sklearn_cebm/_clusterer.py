@@ -27,58 +27,42 @@ def _kmeans_plusplus_seeds(codes, n_seeds, random_state):
 
 
 @fill_docstring(
-    n_clusters=("int", "Number of mixture components L."),
-    n_components=(
-        "int",
-        """
+    """
+    n_clusters : int
+        Number of mixture components L.
+    n_components : int
         Latent dimension K. (In scikit-learn's :class:`~sklearn.mixture.GaussianMixture`,
         ``n_components`` is the number of components; here that is ``n_clusters``.)
-        """,
-    ),
-    learn_weights=(
-        "bool",
-        "Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.",
-    ),
-    cluster_balance=(
-        "float",
-        """
+    learn_weights : bool
+        Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.
+    cluster_balance : float
         Weight ``beta`` of a balance term added to the training loss,
         ``beta * KL(mean over the data batch of p(y | x) || pi)``: zero when a batch uses
         the clusters in the proportions ``pi``, ``beta log L`` when one cluster takes it
         all. It is not part of the likelihood; 0 trains the paper's pure
         maximum-likelihood objective, which on the digits puts every sample in one cluster
         (see Notes).
-        """,
-    ),
-    init_params=(
-        "{'k-means++', 'random'}",
-        """
+    init_params : {'k-means++', 'random'}
         How the component means are initialised. 'random' draws them from N(0, 1).
         'k-means++' trains one warm-up epoch with random means, then places the means by
         k-means++ seeding on the training data's codes (see Notes); the warm-up epoch
         counts towards ``max_iter``.
-        """,
-    ),
-    encoder=("{'auto', 'mlp', 'cnn'} or torch.nn.Module", "As in :class:`CEBMEncoder`."),
-    learning_rate=("float", "Adam's step size."),
-    sgld_steps=("int", "SGLD steps per update."),
-    chain_init=(
-        "{'uniform', 'gaussian'}",
-        """
+    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
+        As in :class:`CEBMEncoder`.
+    learning_rate : float
+        Adam's step size.
+    sgld_steps : int
+        SGLD steps per update.
+    chain_init : {'uniform', 'gaussian'}
         Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
         paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
         Yang & Ji 2021), which puts short chains near the data from their first step.
         Uniform, the paper's, by default: the Gaussian start is not measured for
         clustering.
-        """,
-    ),
-    random_state=(
-        "int, RandomState instance or None",
-        """
+    random_state : int, RandomState instance or None
         Seeds the initial weights, the data order, the data noise, the chains and the
         k-means++ seeding.
-        """,
-    ),
+    """
 )
 class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     """Clustering with a conjugate energy-based model and a mixture-of-Gaussians bias.

@@ -11,106 +11,72 @@ documented and every documented parameter exists.
 import inspect
 import textwrap
 
-__all__ = ["PARAMETER_DOCS", "fill_docstring"]
+__all__ = ["PARAMETER_DOCS", "fill_docstring", "parse_entries"]
 
-# Each parameter: (type, description). The default comes from the signature.
-PARAMETER_DOCS = {
-    "n_components": ("int", "Latent dimension K."),
-    "encoder": (
-        "{'auto', 'mlp', 'cnn'} or torch.nn.Module",
-        """
-        'cnn' is the paper's conv net (needs ``image_shape``), 'mlp' a SiLU network with
-        ``hidden_layer_sizes``, 'auto' picks 'cnn' when ``image_shape`` is given. A module
-        must map a batch shaped ``(n, *input_shape)`` to ``(n, 2 * n_components)``; its
-        second half becomes the negative statistic ``t_2(x)``. A module is copied at fit and
-        used with its own initial weights.
-        """,
-    ),
-    "image_shape": (
-        "tuple of int",
-        """
-        ``(channels, height, width)`` of each row of X, for the conv net. Images are scaled
-        with one range for all pixels; otherwise each feature gets its own.
-        """,
-    ),
-    "hidden_layer_sizes": ("tuple of int", "Hidden widths of the MLP encoder."),
-    "max_iter": ("int", "Training epochs."),
-    "batch_size": ("int", "Data examples (and as many model samples) per update."),
-    "learning_rate": (
-        "float",
-        "Adam's step size. The paper's is 1e-4 (see :func:`~sklearn_cebm.paper_settings`).",
-    ),
-    "objective": (
-        "{'pcd', 'dsm'}",
-        """
-        The training objective. 'pcd' is the paper's persistent contrastive divergence with
-        SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
-        needs no sampling (the ``sgld_steps``, ``buffer_*``, ``chain_init``, ``energy_l2``
-        and ``data_noise`` settings are then unused) and is several times cheaper per
-        update, but learns the density of the data convolved with ``dsm_noise``.
-        """,
-    ),
-    "dsm_noise": (
-        "float",
-        """
-        Std of the noise of denoising score matching, in the scaled units (the data span
-        [-1, 1]); only used with ``objective='dsm'``.
-        """,
-    ),
-    "sgld_steps": (
-        "int",
-        """
-        SGLD steps per update. The paper takes 60; with the persistent chains, 5 steps and
-        a larger ``learning_rate`` give better codes for the same training time on a CPU
-        (``benchmarks/results/time_to_accuracy``).
-        """,
-    ),
-    "sgld_step_size": (
-        "float",
-        "Multiplier of the energy gradient in each SGLD step, in the scaled units.",
-    ),
-    "sgld_noise": ("float", "Std of the SGLD noise, in the scaled units."),
-    "buffer_size": ("int", "Persistent chains in the replay buffer."),
-    "buffer_reinit_fraction": (
-        "float",
-        "Share of each batch of chains restarted from their start (``chain_init``).",
-    ),
-    "chain_init": (
-        "{'uniform', 'gaussian'}",
-        """
-        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-        Yang & Ji 2021), which puts short chains near the data from their first step.
-        :meth:`sample` starts its chains there too.
-        """,
-    ),
-    "energy_l2": ("float", "Weight of the penalty on squared energies."),
-    "data_noise": (
-        "float",
-        "Std of the Gaussian noise added to training data, in the scaled units.",
-    ),
-    "device": (
-        "{'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device",
-        "Where to train; 'auto' takes CUDA when it is available.",
-    ),
-    "callbacks": (
-        "list of skorch callbacks",
-        "Extra skorch callbacks (progress bar, checkpoints, LR schedulers).",
-    ),
-    "verbose": (
-        "int",
-        """
-        When positive, show skorch's progress bar during each epoch (batches done, rate,
-        time left, the latest loss and energy gap) and print its per-epoch table (loss,
-        energies, energy gap, chain movement, seconds).
-        """,
-    ),
-    "random_state": (
-        "int, RandomState instance or None",
-        "Seeds the initial weights, the data order, the data noise and the chains.",
-    ),
-    "warm_start": ("bool", "Continue training the previous fit's network on ``fit``."),
-}
+# Written as a docstring's entries, without defaults: they come from the signature.
+_SHARED_PARAMETERS = """
+n_components : int
+    Latent dimension K.
+encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
+    'cnn' is the paper's conv net (needs ``image_shape``), 'mlp' a SiLU network with
+    ``hidden_layer_sizes``, 'auto' picks 'cnn' when ``image_shape`` is given. A module
+    must map a batch shaped ``(n, *input_shape)`` to ``(n, 2 * n_components)``; its
+    second half becomes the negative statistic ``t_2(x)``. A module is copied at fit and
+    used with its own initial weights.
+image_shape : tuple of int
+    ``(channels, height, width)`` of each row of X, for the conv net. Images are scaled
+    with one range for all pixels; otherwise each feature gets its own.
+hidden_layer_sizes : tuple of int
+    Hidden widths of the MLP encoder.
+max_iter : int
+    Training epochs.
+batch_size : int
+    Data examples (and as many model samples) per update.
+learning_rate : float
+    Adam's step size. The paper's is 1e-4 (see :func:`~sklearn_cebm.paper_settings`).
+objective : {'pcd', 'dsm'}
+    The training objective. 'pcd' is the paper's persistent contrastive divergence with
+    SGLD and a replay buffer; 'dsm' is denoising score matching (Vincent, 2011), which
+    needs no sampling (the ``sgld_steps``, ``buffer_*``, ``chain_init``, ``energy_l2``
+    and ``data_noise`` settings are then unused) and is several times cheaper per
+    update, but learns the density of the data convolved with ``dsm_noise``.
+dsm_noise : float
+    Std of the noise of denoising score matching, in the scaled units (the data span
+    [-1, 1]); only used with ``objective='dsm'``.
+sgld_steps : int
+    SGLD steps per update. The paper takes 60; with the persistent chains, 5 steps and
+    a larger ``learning_rate`` give better codes for the same training time on a CPU
+    (``benchmarks/results/time_to_accuracy``).
+sgld_step_size : float
+    Multiplier of the energy gradient in each SGLD step, in the scaled units.
+sgld_noise : float
+    Std of the SGLD noise, in the scaled units.
+buffer_size : int
+    Persistent chains in the replay buffer.
+buffer_reinit_fraction : float
+    Share of each batch of chains restarted from their start (``chain_init``).
+chain_init : {'uniform', 'gaussian'}
+    Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+    paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
+    Yang & Ji 2021), which puts short chains near the data from their first step.
+    :meth:`sample` starts its chains there too.
+energy_l2 : float
+    Weight of the penalty on squared energies.
+data_noise : float
+    Std of the Gaussian noise added to training data, in the scaled units.
+device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device
+    Where to train; 'auto' takes CUDA when it is available.
+callbacks : list of skorch callbacks
+    Extra skorch callbacks (progress bar, checkpoints, LR schedulers).
+verbose : int
+    When positive, show skorch's progress bar during each epoch (batches done, rate,
+    time left, the latest loss and energy gap) and print its per-epoch table (loss,
+    energies, energy gap, chain movement, seconds).
+random_state : int, RandomState instance or None
+    Seeds the initial weights, the data order, the data noise and the chains.
+warm_start : bool
+    Continue training the previous fit's network on ``fit``.
+"""
 
 # Fitted attributes every estimator has, after those it lists itself.
 COMMON_ATTRIBUTES = """
@@ -128,6 +94,31 @@ feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
 # Indentation of a section's entries inside a class docstring.
 _INDENT = "    "
+
+
+def parse_entries(text):
+    """``{name: (type, description)}`` from numpydoc entries ``name : type`` + indented text.
+
+    Parameters
+    ----------
+    text : str
+        Entries as in a docstring's Parameters section, at any common indentation.
+
+    Returns
+    -------
+    dict
+    """
+    entries, name = {}, None
+    for line in textwrap.dedent(text).strip().splitlines():
+        if line and not line[0].isspace():
+            name, kind = (part.strip() for part in line.split(" : ", 1))
+            entries[name] = (kind, [])
+        else:
+            entries[name][1].append(line)
+    return {name: (kind, "\n".join(lines)) for name, (kind, lines) in entries.items()}
+
+
+PARAMETER_DOCS = parse_entries(_SHARED_PARAMETERS)
 
 
 def _entry(name, kind, description, default):
@@ -154,14 +145,14 @@ def parameters_section(signature, docs):
     return "\n".join(entries)
 
 
-def fill_docstring(**parameter_docs):
+def fill_docstring(parameter_docs=""):
     """Class decorator: fill ``{parameters}`` and ``{common_attributes}`` in the docstring.
 
     Parameters
     ----------
-    **parameter_docs : tuple of (str, str)
-        ``name=(type, description)`` for the parameters the class adds, or words
-        differently from :data:`PARAMETER_DOCS`.
+    parameter_docs : str, default=""
+        Docstring entries ``name : type`` with their indented descriptions, for the
+        parameters the class adds or words differently from :data:`PARAMETER_DOCS`.
 
     Returns
     -------
@@ -170,7 +161,7 @@ def fill_docstring(**parameter_docs):
     """
 
     def decorate(cls):
-        docs = {**PARAMETER_DOCS, **parameter_docs}
+        docs = {**PARAMETER_DOCS, **parse_entries(parameter_docs)}
         section = parameters_section(inspect.signature(cls.__init__), docs)
         attributes = textwrap.dedent(COMMON_ATTRIBUTES).strip()
         doc = cls.__doc__.replace("{parameters}", textwrap.indent(section, _INDENT).lstrip())

@@ -7,19 +7,17 @@ from ._energy_base import BaseCEBM
 
 __all__ = ["CEBMEncoder"]
 
-_CHAIN_INIT_DOC = (
-    "{'uniform', 'gaussian'}",
+
+@fill_docstring(
     """
-    Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
-    paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-    Yang & Ji 2021), which puts short chains near the data from their first step. With
-    the 5-step default it keeps the energy gap near 0 where uniform starts let it run
-    away, and gives better codes (``benchmarks/results/time_to_accuracy``).
-    """,
+    chain_init : {'uniform', 'gaussian'}
+        Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
+        paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
+        Yang & Ji 2021), which puts short chains near the data from their first step. With
+        the 5-step default it keeps the energy gap near 0 where uniform starts let it run
+        away, and gives better codes (``benchmarks/results/time_to_accuracy``).
+    """
 )
-
-
-@fill_docstring(chain_init=_CHAIN_INIT_DOC)
 class CEBMEncoder(CodesTransformerMixin, BaseCEBM):
     """Unsupervised representations from a conjugate energy-based model.
 

@@ -9,28 +9,24 @@ __all__ = ["IGEBMEncoder"]
 
 
 @fill_docstring(
-    n_components=("int", "Width of the last hidden layer, the dimension of the features."),
-    encoder=(
-        "{'auto', 'mlp', 'cnn'} or torch.nn.Module",
-        """
+    """
+    n_components : int
+        Width of the last hidden layer, the dimension of the features.
+    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         The network ``f`` below the head: 'cnn' is the paper's conv net (needs
         ``image_shape``), 'mlp' a SiLU network with ``hidden_layer_sizes``, 'auto' picks
         'cnn' when ``image_shape`` is given. A module must map a batch shaped
         ``(n, *input_shape)`` to ``(n, n_components)``; it is copied at fit.
-        """,
-    ),
-    hidden_layer_sizes=("tuple of int", "Hidden widths of the MLP below the last hidden layer."),
-    chain_init=(
-        "{'uniform', 'gaussian'}",
-        """
+    hidden_layer_sizes : tuple of int
+        Hidden widths of the MLP below the last hidden layer.
+    chain_init : {'uniform', 'gaussian'}
         Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
         paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
         Yang & Ji 2021). Uniform by default: for this scalar energy the Gaussian start gave
         worse features on the digits (few-label accuracy 33 / 56 / 72% against 39 / 67 /
         85%) and an energy that told uniform noise from digits far worse (AUROC 0.75
         against 1.00; ``benchmarks/results/chain_init_digits.md``).
-        """,
-    ),
+    """
 )
 class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
     """Features of the last hidden layer of an energy-based model with a scalar energy.

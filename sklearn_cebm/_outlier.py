@@ -20,40 +20,29 @@ _AUTO_CONTAMINATION = 0.01
 
 
 @fill_docstring(
-    contamination=(
-        "'auto' or float",
-        """
+    """
+    contamination : 'auto' or float
         Expected share of outliers in the training data, in ``(0, 0.5]``: ``offset_`` is
         that percentile of the training scores. The scores are known only up to the
         constant ``log Z``, so no fixed threshold means anything; 'auto' takes the 1st
         percentile of the training scores, a 1% false-alarm rate on data like them.
-        """,
-    ),
-    outlier_score=(
-        "{'log_density', 'gradient_norm'}",
-        """
+    outlier_score : {'log_density', 'gradient_norm'}
         What :meth:`score_samples` returns: the unnormalised log-density ``-E(x)``, or
         ``-||d log p(x) / dx||`` in the units of X (see :meth:`score_gradient_norm`).
         (Not named ``score``, which would hide the :meth:`score` method.)
-        """,
-    ),
-    encoder=("{'auto', 'mlp', 'cnn'} or torch.nn.Module", "As for :class:`CEBMEncoder`."),
-    chain_init=(
-        "{'uniform', 'gaussian'}",
-        """
+    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
+        As for :class:`CEBMEncoder`.
+    chain_init : {'uniform', 'gaussian'}
         Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
         paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
         Yang & Ji 2021). Uniform by default: the chains then visit noise-like images, and
         on Fashion-MNIST the log-density told constant images from data better (AUROC 0.92
         against 0.89 after 20 minutes) than with the Gaussian start :class:`CEBMEncoder`
         uses.
-        """,
-    ),
-    warm_start=(
-        "bool",
-        "Continue training the previous fit's network on ``fit``; ``offset_`` is recomputed "
-        "on the new X.",
-    ),
+    warm_start : bool
+        Continue training the previous fit's network on ``fit``; ``offset_`` is recomputed
+        on the new X.
+    """
 )
 class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     """Unsupervised outlier detection with a conjugate energy-based model.

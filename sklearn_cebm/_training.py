@@ -33,8 +33,6 @@ __all__ = [
 # well-behaved runs orders of magnitude below it.
 ENERGY_MAGNITUDE_LIMIT = 1e6
 
-_DIAGNOSTICS = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
-
 
 class TrainingDivergedError(RuntimeError):
     """Training produced non-finite or exploding energies or weights.
@@ -78,16 +76,32 @@ class SeededNet(NeuralNet):
         super().__init__(*args, **kwargs)
         self.seed = seed
 
-    def _progress_callbacks(self, postfix_keys):
-        """skorch's progress bar (batches, rate and ETA per epoch) when ``verbose`` is on."""
-        if not self.verbose:
-            return []
-        bar = ProgressBar(postfix_keys=["train_loss", *postfix_keys])
-        return [("progress_bar", bar)]
+    # What the training step records per batch beside the loss, averaged per epoch into
+    # history; and which of them the progress bar shows.
+    recorded = ()
+    shown = None
 
-    def _scoring_callbacks(self, names):
-        """Per-epoch averages of what the training step records per batch, under ``names``."""
-        return [(name, PassthroughScoring(name=name, on_train=True)) for name in names]
+    def _monitoring_callbacks(self):
+        """Callbacks that watch the recorded values; none by default."""
+        return []
+
+    @property
+    def _default_callbacks(self):
+        scoring = [
+            (name, PassthroughScoring(name=name, on_train=True))
+            for name in ("train_loss", *self.recorded)
+        ]
+        progress = []
+        if self.verbose:  # skorch's progress bar: batches, rate and ETA per epoch
+            keys = ["train_loss"] if self.shown is None else ["train_loss", self.shown]
+            progress = [("progress_bar", ProgressBar(postfix_keys=keys))]
+        return [
+            ("epoch_timer", EpochTimer()),
+            *scoring,
+            *self._monitoring_callbacks(),
+            *progress,
+            ("print_log", PrintLog()),
+        ]
 
     def initialize(self):
         """Initialise skorch's components and the random generator."""
@@ -142,10 +156,8 @@ class EnergyNet(SeededNet):
         Multiplier of the energy gradient in SGLD.
     sgld_noise : float
         Std of the SGLD noise.
-    seed : int
-        Seed of the generator that drives every random draw of training.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+        Passed to :class:`SeededNet` (``seed``) and :class:`skorch.NeuralNet`.
     """
 
     def __init__(self, *args, sgld_step_size, sgld_noise, **kwargs):
@@ -219,26 +231,17 @@ class DSMNet(EnergyNet):
     ----------
     noise_std : float
         Std of the noise added to the data.
-    sgld_step_size, sgld_noise : float
-        The SGLD settings of :meth:`sample`.
-    seed : int
-        Seed of the generator that draws the noise.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+        Passed to :class:`EnergyNet` (the SGLD settings of :meth:`~EnergyNet.sample`,
+        ``seed``) and :class:`skorch.NeuralNet`.
     """
 
     def __init__(self, module, *args, criterion=DenoisingScoreMatchingLoss, noise_std, **kwargs):
         super().__init__(module, criterion, *args, **kwargs)
         self.noise_std = noise_std
 
-    @property
-    def _default_callbacks(self):
-        return [
-            ("epoch_timer", EpochTimer()),
-            *self._scoring_callbacks(["train_loss", "energy_data"]),
-            *self._progress_callbacks(["energy_data"]),
-            ("print_log", PrintLog()),
-        ]
+    recorded = ("energy_data",)
+    shown = "energy_data"
 
     def train_step_single(self, batch, **fit_params):
         """One score-matching loss and its gradients; records the data energy."""
@@ -272,10 +275,6 @@ class PCDNet(EnergyNet):
     ----------
     sgld_steps : int
         SGLD steps per update.
-    sgld_step_size : float
-        Multiplier of the energy gradient in SGLD.
-    sgld_noise : float
-        Std of the SGLD noise.
     buffer_size : int
         Number of persistent chains.
     buffer_reinit_fraction : float
@@ -286,10 +285,9 @@ class PCDNet(EnergyNet):
         data, kept as ``chain_init_``.
     data_noise : float
         Std of the Gaussian noise added to every data batch.
-    seed : int
-        Seed of the generator that drives the chains and the data noise.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+        Passed to :class:`EnergyNet` (``sgld_step_size``, ``sgld_noise``, ``seed``) and
+        :class:`skorch.NeuralNet`.
     """
 
     def __init__(
@@ -311,15 +309,11 @@ class PCDNet(EnergyNet):
         self.chain_init = chain_init
         self.data_noise = data_noise
 
-    @property
-    def _default_callbacks(self):
-        return [
-            ("epoch_timer", EpochTimer()),
-            *self._scoring_callbacks(["train_loss", *_DIAGNOSTICS]),
-            ("sampler_monitor", SamplerMonitor()),
-            *self._progress_callbacks(["energy_gap"]),
-            ("print_log", PrintLog()),
-        ]
+    recorded = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
+    shown = "energy_gap"
+
+    def _monitoring_callbacks(self):
+        return [("sampler_monitor", SamplerMonitor())]
 
     def initialize(self):
         """Initialise skorch's components, the random generator and an empty replay buffer."""

@@ -19,31 +19,27 @@ _SCORE_DRAWS = 16
 
 
 @fill_docstring(
-    encoder=(
-        "{'auto', 'mlp', 'cnn'} or torch.nn.Module",
-        """
+    """
+    encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         As for :class:`CEBMEncoder`: a module must map a batch shaped
         ``(n, *input_shape)`` to ``(n, 2 * n_components)``, the posterior means and (before
         a softplus) stds. The decoder is convolutional when the encoder is 'cnn', or
         'auto' or a module with ``image_shape`` given; an MLP otherwise.
-        """,
-    ),
-    image_shape=(
-        "tuple of int",
-        "``(channels, height, width)`` of each row of X, for the conv nets.",
-    ),
-    hidden_layer_sizes=(
-        "tuple of int",
-        "Hidden widths of the MLP encoder (and, reversed, of the MLP decoder).",
-    ),
-    batch_size=("int", "Data examples per update."),
-    learning_rate=("float", "Adam's step size."),
-    n_elbo_draws=("int", "Draws of ``z`` per example and step in the training ELBO."),
-    verbose=("int", "When positive, print skorch's per-epoch table (loss, ELBO, seconds)."),
-    random_state=(
-        "int, RandomState instance or None",
-        "Seeds the initial weights, the data order and the reparameterisation noise.",
-    ),
+    image_shape : tuple of int
+        ``(channels, height, width)`` of each row of X, for the conv nets.
+    hidden_layer_sizes : tuple of int
+        Hidden widths of the MLP encoder (and, reversed, of the MLP decoder).
+    batch_size : int
+        Data examples per update.
+    learning_rate : float
+        Adam's step size.
+    n_elbo_draws : int
+        Draws of ``z`` per example and step in the training ELBO.
+    verbose : int
+        When positive, print skorch's per-epoch table (loss, ELBO, seconds).
+    random_state : int, RandomState instance or None
+        Seeds the initial weights, the data order and the reparameterisation noise.
+    """
 )
 class VAEEncoder(CodesTransformerMixin, BaseNeuralEstimator):
     """Posterior means of a variational autoencoder with the CEBM's encoder.

@@ -5,7 +5,6 @@ Knows torch and skorch, not scikit-learn. :class:`~sklearn_cebm.VAEEncoder` buil
 """
 
 import torch
-from skorch.callbacks import EpochTimer, PrintLog
 from skorch.dataset import unpack_data
 
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
@@ -34,23 +33,16 @@ class ELBONet(SeededNet):
     ----------
     n_draws : int
         Monte Carlo draws of ``z`` per row and step.
-    seed : int
-        Seed of the generator of the noise.
     **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+        Passed to :class:`~sklearn_cebm._training.SeededNet` (``seed``, of the generator
+        of the noise) and :class:`skorch.NeuralNet`.
     """
 
     def __init__(self, module, *args, criterion=MeanNegativeELBO, n_draws, **kwargs):
         super().__init__(module, criterion, *args, **kwargs)
         self.n_draws = n_draws
 
-    @property
-    def _default_callbacks(self):
-        return [
-            ("epoch_timer", EpochTimer()),
-            *self._scoring_callbacks(["train_loss", "elbo"]),
-            ("print_log", PrintLog()),
-        ]
+    recorded = ("elbo",)
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False):
         """The criterion of the per-row negative ELBO; there is no target."""

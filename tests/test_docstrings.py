@@ -12,7 +12,7 @@ from sklearn_cebm import (
     IGEBMEncoder,
     VAEEncoder,
 )
-from sklearn_cebm._docstrings import PARAMETER_DOCS, fill_docstring
+from sklearn_cebm._docstrings import PARAMETER_DOCS, fill_docstring, parse_entries
 
 ESTIMATORS = [CEBMEncoder, CEBMOutlierDetector, GMMCEBMClusterer, IGEBMEncoder, VAEEncoder]
 
@@ -74,7 +74,7 @@ def test_fill_docstring_names_an_undocumented_parameter():
             self.not_documented_anywhere = not_documented_anywhere
 
     with pytest.raises(KeyError, match="not_documented_anywhere"):
-        fill_docstring()(Undocumented)
+        fill_docstring("other : int\n    Documented, but not the parameter.")(Undocumented)
 
 
 def test_fill_docstring_takes_the_default_from_the_signature():
@@ -90,9 +90,33 @@ def test_fill_docstring_takes_the_default_from_the_signature():
             self.max_iter = max_iter
             self.learning_rate = learning_rate
 
-    parameters = ClassDoc(fill_docstring()(Documented))["Parameters"]
+    own = """
+        learning_rate : float
+            A step size,
+            on two lines.
+    """
+    parameters = ClassDoc(fill_docstring(own)(Documented))["Parameters"]
 
     assert [(p.name, p.type) for p in parameters] == [
         ("max_iter", "int, default=7"),
         ("learning_rate", "float, default=0.25"),
     ]
+    assert parameters[0].desc == ["Training epochs."]  # the shared entry
+    assert parameters[1].desc == ["A step size,", "on two lines."]
+
+
+def test_parse_entries_reads_docstring_entries():
+    entries = parse_entries(
+        """
+        alpha : {'a', 'b'}
+            First line.
+            Second line.
+        beta : int
+            Only line.
+        """
+    )
+
+    assert entries == {
+        "alpha": ("{'a', 'b'}", "    First line.\n    Second line."),
+        "beta": ("int", "    Only line."),
+    }

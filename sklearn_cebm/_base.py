@@ -271,12 +271,11 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     def partial_fit(self, X, y=None):
         """Train for one epoch over X, building the model on the first call.
 
-        The scaling into the sampler's box is learned from the first call's X.
-
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data; dense, finite.
+            Training data for one epoch; dense, finite. The first call's X sets the
+            scaling into the sampler's box, which later calls keep.
         y : Ignored
             Not used, present for API consistency by convention.
 

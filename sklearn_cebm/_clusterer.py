@@ -268,6 +268,9 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     def predict(self, X):
         """Most probable cluster of each sample.
 
+        The cluster ``argmin_y E(x, y)``, the mode of :meth:`predict_proba`, computed from
+        the energies so that it does not depend on how the softmax rounds.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -275,7 +278,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
 
         Returns
         -------
-        ndarray of shape (n_samples,), dtype int64
+        labels : ndarray of shape (n_samples,), dtype int64
             The cluster labels.
         """
         energies = self._inference(self._module().bias_method("component_energy"), X)

@@ -290,9 +290,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     # ----------------------------------------------------------------- inference
     def _module(self):
         check_is_fitted(self, "net_")
-        module = self.net_.module_
-        module.eval()
-        return module
+        return self.net_.module_
 
     def _inference(self, function, X):
         """Validate ``X``, scale it, and map ``function`` over it in batches.
@@ -300,7 +298,8 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Returns the output (or tuple of outputs) as numpy arrays in X's float dtype.
         """
         X = self._validate_input(X, reset=False)
-        module = self._module()
+        # In eval mode only once X is valid, so that a rejected call changes nothing.
+        module = self._module().eval()
         device = next(module.parameters()).device
         X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
         outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)

@@ -182,11 +182,6 @@ def _snapshot(obj, seen=None):
         return [_snapshot(item, seen) for item in obj]
     if isinstance(obj, (set, frozenset)):
         return sorted(repr(_snapshot(item, seen)) for item in obj)
-    if isinstance(obj, torch.nn.Module):
-        # Not the train/eval flag: skorch sets it at every training step and the estimators
-        # at every inference, so no later call reads the value a failed call leaves.
-        state = {name: value for name, value in vars(obj).items() if name != "training"}
-        return (type(obj).__qualname__, _snapshot(state, seen))
     if hasattr(obj, "__dict__"):
         return (type(obj).__qualname__, _snapshot(vars(obj), seen))
     return repr(obj)

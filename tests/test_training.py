@@ -1,14 +1,12 @@
 """The PCD training layer: a tiny PCDNet learns, records its diagnostics and fails loudly."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from sklearn_cebm._callbacks import SamplerMonitor, SamplerWarning
 from sklearn_cebm._core.biases import GaussianMixtureBias, SphericalGaussianBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
 from sklearn_cebm._core.losses import ContrastiveDivergenceLoss
@@ -287,52 +285,6 @@ def test_score_matching_divergence_raises():
     net = _dsm_net(13, lr=1e6, max_epochs=3)
     with pytest.raises(TrainingDivergedError):
         net.fit(_blobs(13), None)
-
-
-class _HistoryStub:
-    """Just what SamplerMonitor reads from a net: its history and ``sgld_steps``."""
-
-    def __init__(self, gaps):
-        # None stands for an epoch cut short (an interrupt), which records no gap.
-        self.history = [
-            {"epoch": i + 1, "energy_gap": gap, "chain_displacement": 0.1}
-            if gap is not None
-            else {"epoch": i + 1}
-            for i, gap in enumerate(gaps)
-        ]
-        self.sgld_steps = 5
-
-
-def _gap_warnings(gaps, **monitor_params):
-    monitor = SamplerMonitor(**monitor_params)
-    monitor.on_train_begin(None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for end in range(1, len(gaps) + 1):
-            if gaps[end - 1] is not None:  # an interrupted epoch never reaches its end
-                monitor.on_epoch_end(_HistoryStub(gaps[:end]))
-    return [w for w in caught if issubclass(w.category, SamplerWarning)]
-
-
-@pytest.mark.parametrize(
-    ("gaps", "expected"),
-    [
-        ([0.5, 11.8, 3.3, 0.2], 0),  # one epoch's excursion, then the chains catch up
-        ([0.5, 11.0, -12.0, 0.1], 1),  # two epochs beyond the limit
-        ([-15.0, -30.0, -45.0, -60.0], 1),  # a runaway warns once
-        ([9.9, 9.9, 9.9], 0),
-        # Epochs cut short between two runaway ones (partial_fit under a time budget)
-        # do not break the run.
-        ([-41.0, None, -60.0], 1),
-        ([-41.0, None, None, 2.0], 0),
-    ],
-)
-def test_sampler_monitor_warns_on_a_lasting_gap_only(gaps, expected):
-    assert len(_gap_warnings(gaps)) == expected
-
-
-def test_sampler_monitor_patience_one_warns_on_any_excursion():
-    assert len(_gap_warnings([0.5, 11.8, 3.3], patience=1)) == 1
 
 
 def test_pickled_net_keeps_no_model_tensors_outside_skorchs_device_mapping():

@@ -1,0 +1,125 @@
+"""The training layer's callbacks: the sampler's health monitor and the mixture's seeding."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sklearn_cebm._callbacks import MixtureMeansSeeding, SamplerMonitor, SamplerWarning
+from sklearn_cebm._core.biases import GaussianMixtureBias
+from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
+from sklearn_cebm._core.model import ConjugateEnergyModel
+
+from .test_training import N_FEATURES, _blobs, _net
+
+
+class _HistoryStub:
+    """Just what SamplerMonitor reads from a net: its history and ``sgld_steps``."""
+
+    def __init__(self, gaps):
+        # None stands for an epoch cut short (an interrupt), which records no gap.
+        self.history = [
+            {"epoch": i + 1, "energy_gap": gap, "chain_displacement": 0.1}
+            if gap is not None
+            else {"epoch": i + 1}
+            for i, gap in enumerate(gaps)
+        ]
+        self.sgld_steps = 5
+
+
+def _gap_warnings(gaps, **monitor_params):
+    monitor = SamplerMonitor(**monitor_params)
+    monitor.on_train_begin(None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for end in range(1, len(gaps) + 1):
+            if gaps[end - 1] is not None:  # an interrupted epoch never reaches its end
+                monitor.on_epoch_end(_HistoryStub(gaps[:end]))
+    return [w for w in caught if issubclass(w.category, SamplerWarning)]
+
+
+@pytest.mark.parametrize(
+    ("gaps", "expected"),
+    [
+        ([0.5, 11.8, 3.3, 0.2], 0),  # one epoch's excursion, then the chains catch up
+        ([0.5, 11.0, -12.0, 0.1], 1),  # two epochs beyond the limit
+        ([-15.0, -30.0, -45.0, -60.0], 1),  # a runaway warns once
+        ([9.9, 9.9, 9.9], 0),
+        # Epochs cut short between two runaway ones (partial_fit under a time budget)
+        # do not break the run.
+        ([-41.0, None, -60.0], 1),
+        ([-41.0, None, None, 2.0], 0),
+    ],
+)
+def test_sampler_monitor_warns_on_a_lasting_gap_only(gaps, expected):
+    assert len(_gap_warnings(gaps)) == expected
+
+
+def test_sampler_monitor_patience_one_warns_on_any_excursion():
+    assert len(_gap_warnings([0.5, 11.8, 3.3], patience=1)) == 1
+
+
+def _mixture_net(seed, n_clusters, callbacks, max_epochs=3):
+    encoder = MLPEncoder(N_FEATURES, (32,), 2 * 2)
+    initialize_layers(encoder, torch.Generator().manual_seed(seed))
+    bias = GaussianMixtureBias(2, n_clusters)
+    bias.reset_parameters(torch.Generator().manual_seed(seed + 1))
+    module = ConjugateEnergyModel(encoder, bias, (N_FEATURES,))
+    return _net(seed, module=module, max_epochs=max_epochs, callbacks=callbacks)
+
+
+class _FixedSeeds:
+    """Seeds 0.1, 0.2, ... that say which call chose them; records the codes it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, codes, n_seeds):
+        self.calls.append(codes)
+        return 0.1 * np.arange(1, 2 * n_seeds + 1).reshape(n_seeds, 2)
+
+
+class _EpochEndRecorder(Callback):
+    """The means and the data's codes at the end of every epoch, after the seeding."""
+
+    def __init__(self, X):
+        self.X = X
+        self.means, self.codes = [], []
+
+    def on_epoch_end(self, net, **kwargs):
+        module = net.module_
+        self.means.append(module.bias.means.detach().clone())
+        with torch.no_grad():
+            codes = module.bias_method("statistic_means")(torch.as_tensor(self.X))
+        self.codes.append(codes.double().numpy())
+
+
+def test_mixture_means_seeding_places_the_means_on_the_first_epochs_codes_once():
+    X = _blobs(21)
+    choose, recorder = _FixedSeeds(), _EpochEndRecorder(X)
+    net = _mixture_net(21, 3, [("seeding", MixtureMeansSeeding(choose)), ("rec", recorder)])
+
+    net.fit(X, None)
+    net.partial_fit(X, None)  # a later training call does not seed again
+
+    assert len(choose.calls) == 1
+    np.testing.assert_allclose(choose.calls[0], recorder.codes[0], rtol=1e-6)
+    assert choose.calls[0].dtype == np.float64 and choose.calls[0].shape == (len(X), 2)
+    expected = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+    torch.testing.assert_close(recorder.means[0], expected)
+    assert not torch.allclose(recorder.means[-1], expected)  # and training moves them on
+    assert dict(net.callbacks_)["seeding"].training_data_ is None  # pickles without the data
+
+
+def test_mixture_means_seeding_with_fewer_rows_than_clusters_seeds_as_many_as_rows():
+    X = _blobs(22, n_samples=2)
+    choose, before, after = _FixedSeeds(), _EpochEndRecorder(X), _EpochEndRecorder(X)
+    callbacks = [("before", before), ("seeding", MixtureMeansSeeding(choose)), ("after", after)]
+    net = _mixture_net(22, 3, callbacks, max_epochs=1)
+
+    net.fit(X, None)
+
+    torch.testing.assert_close(after.means[0][:2], torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
+    torch.testing.assert_close(after.means[0][2], before.means[0][2], rtol=0, atol=0)

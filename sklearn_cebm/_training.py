@@ -54,13 +54,6 @@ class TrainingDivergedError(RuntimeError):
     """
 
 
-def _divergence_message(what):
-    return (
-        f"CEBM training diverged: {what}. Lower learning_rate or sgld_step_size, raise "
-        "energy_l2, or scale the inputs to a moderate range; the estimator was left unchanged."
-    )
-
-
 class SeededNet(NeuralNet):
     """What every net of this package shares: a seeded generator, and loud divergence.
 
@@ -80,6 +73,15 @@ class SeededNet(NeuralNet):
     # history; and which of them the progress bar shows.
     recorded = ()
     shown = None
+    # What to change when training diverges.
+    divergence_advice = "Lower learning_rate, or scale the inputs to a moderate range"
+
+    def diverged(self, what):
+        """The error to raise when training diverged: what happened, and what to change."""
+        return TrainingDivergedError(
+            f"Training diverged: {what}. {self.divergence_advice}; the estimator was left "
+            "unchanged."
+        )
 
     def _monitoring_callbacks(self):
         """Callbacks that watch the recorded values; none by default."""
@@ -135,7 +137,7 @@ class SeededNet(NeuralNet):
         super().on_train_end(net, X=X, y=y, **kwargs)
         for name, parameter in self.module_.named_parameters():
             if not torch.isfinite(parameter).all():
-                raise TrainingDivergedError(_divergence_message(f"weight {name} is not finite"))
+                raise self.diverged(f"weight {name} is not finite")
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -160,6 +162,11 @@ class EnergyNet(SeededNet):
         Passed to :class:`SeededNet` (``seed``) and :class:`skorch.NeuralNet`.
     """
 
+    divergence_advice = (
+        "Lower learning_rate or sgld_step_size, raise energy_l2, or scale the inputs to a "
+        "moderate range"
+    )
+
     def __init__(self, *args, sgld_step_size, sgld_noise, **kwargs):
         super().__init__(*args, **kwargs)
         self.sgld_step_size = sgld_step_size
@@ -175,12 +182,10 @@ class EnergyNet(SeededNet):
     def _check_energies(self, **energies):
         for name, energy in energies.items():
             if not torch.isfinite(energy).all():
-                raise TrainingDivergedError(_divergence_message(f"non-finite energy of {name}"))
+                raise self.diverged(f"non-finite energy of {name}")
             largest = energy.abs().max().item()
             if largest > ENERGY_MAGNITUDE_LIMIT:
-                raise TrainingDivergedError(
-                    _divergence_message(f"energy of {name} reached {largest:.3g}")
-                )
+                raise self.diverged(f"energy of {name} reached {largest:.3g}")
 
     def chain_init_distribution(self, sample_shape):
         """Where fresh SGLD chains start: uniform noise on the sampler's box."""

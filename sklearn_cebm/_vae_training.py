@@ -8,7 +8,7 @@ import torch
 from skorch.dataset import unpack_data
 
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
-from ._training import SeededNet, TrainingDivergedError
+from ._training import SeededNet
 
 __all__ = ["ELBONet", "MeanNegativeELBO"]
 
@@ -57,10 +57,7 @@ class ELBONet(SeededNet):
         noise = torch.randn(shape, generator=self.random_generator_).to(self.device)
         negative_elbo = -self.module_.elbo(x, noise)
         if not torch.isfinite(negative_elbo).all():
-            raise TrainingDivergedError(
-                "VAE training diverged: non-finite ELBO. Lower learning_rate or scale the "
-                "inputs to a moderate range; the estimator was left unchanged."
-            )
+            raise self.diverged("non-finite ELBO")
         loss = self.get_loss(negative_elbo, X=x, training=True)
         loss.backward()
         self.history.record_batch("elbo", -loss.item())

@@ -30,7 +30,12 @@ from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._scaling import fit_unit_range, from_unit_range, to_unit_range
 
-__all__ = ["BaseNeuralEstimator", "CodesTransformerMixin", "uses_conv_net"]
+__all__ = [
+    "BaseNeuralEstimator",
+    "CodesTransformerMixin",
+    "PosteriorTransformerMixin",
+    "uses_conv_net",
+]
 
 
 def _resolve_device(device):
@@ -99,6 +104,34 @@ class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+class PosteriorTransformerMixin(CodesTransformerMixin):
+    """A transformer to the mean (and std) of the Gaussian posterior its module computes.
+
+    The module's ``posterior_mean_std(x)`` gives them: the exact conjugate posterior of a
+    CEBM (Eq. 23), or the encoder's ``q(z | x)`` of a VAE.
+    """
+
+    def transform(self, X, return_std=False):
+        """Posterior mean of z for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to encode.
+        return_std : bool, default=False
+            Also return the posterior standard deviations.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means, in X's float dtype.
+        Z_std : ndarray of shape (n_samples, n_components)
+            Posterior stds; only when ``return_std`` is True.
+        """
+        mean, std = self._inference(self._module().posterior_mean_std, X)
+        return (mean, std) if return_std else mean
 
 
 class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
@@ -329,7 +362,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to score.
+            Samples to score, in the units of the training data.
 
         Returns
         -------
@@ -351,7 +384,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to score.
+            Samples at which to take the gradient.
 
         Returns
         -------
@@ -372,7 +405,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to score.
+            Samples whose scores to average.
         y : Ignored
             Not used, present for API consistency by convention.
 

@@ -256,7 +256,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to assign.
+            Samples whose cluster posterior to compute.
 
         Returns
         -------
@@ -274,7 +274,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to assign.
+            Samples to assign to clusters.
 
         Returns
         -------
@@ -290,7 +290,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to encode.
+            Samples to encode under their cluster or the mixture.
         mixture_mean : bool, default=False
             False: the mean of ``p(z | x, y*)`` with ``y* = argmax_y p(y | x)``. True: the
             mean of ``p(z | x) = sum_y p(y | x) p(z | x, y)``.

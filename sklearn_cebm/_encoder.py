@@ -1,6 +1,6 @@
 """CEBMEncoder: the conjugate EBM with a spherical Gaussian bias as a transformer."""
 
-from ._base import CodesTransformerMixin
+from ._base import PosteriorTransformerMixin
 from ._core.biases import SphericalGaussianBias
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
@@ -18,7 +18,7 @@ __all__ = ["CEBMEncoder"]
         away, and gives better codes (``benchmarks/results/time_to_accuracy``).
     """
 )
-class CEBMEncoder(CodesTransformerMixin, BaseCEBM):
+class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
     """Unsupervised representations from a conjugate energy-based model.
 
     A CEBM (Wu et al., 2021) pairs an encoder ``t_theta(x)`` of neural sufficient statistics
@@ -114,23 +114,3 @@ class CEBMEncoder(CodesTransformerMixin, BaseCEBM):
 
     def _build_bias(self):
         return SphericalGaussianBias(self.n_components)
-
-    def transform(self, X, return_std=False):
-        """Posterior mean of z for each sample (closed form, Eq. 23).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
-        return_std : bool, default=False
-            Also return the posterior standard deviations.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, n_components)
-            Posterior means, in X's float dtype.
-        Z_std : ndarray of shape (n_samples, n_components)
-            Posterior stds; only when ``return_std`` is True.
-        """
-        mean, std = self._inference(self._module().posterior_mean_std, X)
-        return (mean, std) if return_std else mean

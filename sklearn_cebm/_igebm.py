@@ -137,7 +137,7 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to encode.
+            Samples whose features to compute.
 
         Returns
         -------

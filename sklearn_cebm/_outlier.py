@@ -179,7 +179,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to score.
+            Samples to score; higher is more normal.
 
         Returns
         -------
@@ -198,7 +198,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to score.
+            Samples to compare with the threshold ``offset_``.
 
         Returns
         -------
@@ -214,7 +214,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to label.
+            Samples to label as inliers or outliers.
 
         Returns
         -------

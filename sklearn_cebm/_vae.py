@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ._base import BaseNeuralEstimator, CodesTransformerMixin, uses_conv_net
+from ._base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
 from ._core.vae import VariationalAutoencoder, build_decoder
 from ._docstrings import fill_docstring
 from ._vae_training import ELBONet
@@ -41,7 +41,7 @@ _SCORE_DRAWS = 16
         Seeds the initial weights, the data order and the reparameterisation noise.
     """
 )
-class VAEEncoder(CodesTransformerMixin, BaseNeuralEstimator):
+class VAEEncoder(PosteriorTransformerMixin, BaseNeuralEstimator):
     """Posterior means of a variational autoencoder with the CEBM's encoder.
 
     The VAE baseline of the CEBM paper (Kingma & Welling, 2014): a standard normal prior
@@ -145,26 +145,6 @@ class VAEEncoder(CodesTransformerMixin, BaseNeuralEstimator):
 
     def _build_net(self, module, skorch_params, seed):
         return ELBONet(module, **skorch_params, n_draws=self.n_elbo_draws, seed=seed).initialize()
-
-    def transform(self, X, return_std=False):
-        """Mean of the posterior ``q(z | x)`` for each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
-        return_std : bool, default=False
-            Also return the posterior standard deviations.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, n_components)
-            Posterior means, in X's float dtype.
-        Z_std : ndarray of shape (n_samples, n_components)
-            Posterior stds; only when ``return_std`` is True.
-        """
-        mean, std = self._inference(self._module().posterior, X)
-        return (mean, std) if return_std else mean
 
     def sample(self, n_samples=1, *, random_state=None):
         """Decode draws from the prior: the means of ``p(x | z)`` for ``z ~ N(0, I)``.

@@ -214,7 +214,7 @@ class VariationalAutoencoder(nn.Module):
         """The likelihood's std ``sigma``, above a small floor."""
         return functional.softplus(self.observation_std_raw) + _MIN_OBSERVATION_STD
 
-    def posterior(self, x):
+    def posterior_mean_std(self, x):
         """Mean and std of ``q(z | x)``, each ``(n, K)``.
 
         Raises
@@ -263,7 +263,7 @@ class VariationalAutoencoder(nn.Module):
         noise : torch.Tensor of shape (S, n, K) or (S, 1, K)
             Standard normal draws for the reparameterisation.
         """
-        mean, std = self.posterior(x)
+        mean, std = self.posterior_mean_std(x)
         reconstruction = self.expected_log_likelihood(x, mean, std, noise)
         return reconstruction - gaussian_kl_to_standard_normal(mean, std)
 

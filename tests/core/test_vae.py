@@ -99,7 +99,7 @@ def test_expected_log_likelihood_matches_its_closed_form():
     x = torch.randn(3, 4, generator=torch.Generator().manual_seed(5))
     noise = torch.randn(40_000, 1, 2, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        mean, std = vae.posterior(x)
+        mean, std = vae.posterior_mean_std(x)
         estimate = vae.expected_log_likelihood(x, mean, std, noise)
     # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_k ||w_k||^2 s_k^2, by hand.
     residual = ((x - mean @ weight.T - offset) ** 2).sum(dim=1)
@@ -143,4 +143,4 @@ def test_forward_is_a_deterministic_function_of_each_row():
 def test_posterior_rejects_an_encoder_of_the_wrong_width():
     vae = VariationalAutoencoder(nn.Linear(4, 3), nn.Linear(2, 4), (4,), n_latent=2)
     with pytest.raises(ValueError, match=r"shape \(n_samples, 4\)"):
-        vae.posterior(torch.zeros(2, 4))
+        vae.posterior_mean_std(torch.zeros(2, 4))

@@ -94,6 +94,29 @@ def test_langevin_dynamics_clamps_chains_to_bounds():
     torch.testing.assert_close(samples[:, 1], torch.full((200,), -0.5))
 
 
+def test_langevin_dynamics_evaluates_the_energy_inside_the_box_only():
+    # The clamp acts after every step, so the energy (and its gradient) is never taken
+    # outside the box, even when it pushes the chains out of it at every step.
+    evaluated = []
+
+    def energy(x):
+        evaluated.append(x.detach().clone())
+        return -(3.0 * x).sum(dim=1)
+
+    final = langevin_dynamics(
+        energy,
+        torch.full((4, 2), 0.9),
+        n_steps=5,
+        step_size=0.1,
+        noise_std=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+    assert len(evaluated) == 5
+    assert max(x.abs().max().item() for x in evaluated) <= 1.0
+    torch.testing.assert_close(final, torch.ones(4, 2), rtol=0, atol=0)
+
+
 def test_langevin_dynamics_does_not_modify_input_and_detaches():
     generator = torch.Generator().manual_seed(2)
     initial = uniform_noise(10, (3,), generator, "cpu").requires_grad_(True)

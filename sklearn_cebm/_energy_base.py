@@ -63,7 +63,9 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
             raise ValueError(f"sample needs an integer n_steps >= 0; got {n_steps!r}.")
 
         def draw(n, seed):
-            return self.net_.sample(n, int(n_steps), seed, (self.n_features_in_,), energy)
+            # The estimator's settings now, which set_params may have changed since fit.
+            sgld = dict(step_size=self.sgld_step_size, noise_std=self.sgld_noise)
+            return self.net_.sample(n, int(n_steps), seed, (self.n_features_in_,), energy, **sgld)
 
         return self._sample(draw, n_samples, random_state)
 

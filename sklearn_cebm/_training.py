@@ -191,7 +191,9 @@ class EnergyNet(SeededNet):
         """Where fresh SGLD chains start: uniform noise on the sampler's box."""
         return UniformChainInit(sample_shape)
 
-    def sample(self, n_samples, n_steps, seed, sample_shape, energy=None):
+    def sample(
+        self, n_samples, n_steps, seed, sample_shape, energy=None, step_size=None, noise_std=None
+    ):
         """``n_samples`` draws by ``n_steps`` of SGLD from fresh chains, on the CPU.
 
         Parameters
@@ -204,6 +206,8 @@ class EnergyNet(SeededNet):
         energy : torch.nn.Module, default=None
             The energy to sample; the module's ``E(x)`` by default (a mixture's
             component energy samples ``p(x | y)``).
+        step_size, noise_std : float, default=None
+            The SGLD settings; the net's ``sgld_step_size`` and ``sgld_noise`` by default.
 
         Returns
         -------
@@ -216,8 +220,8 @@ class EnergyNet(SeededNet):
             n_samples,
             self.chain_init_distribution(sample_shape),
             n_steps=n_steps,
-            step_size=self.sgld_step_size,
-            noise_std=self.sgld_noise,
+            step_size=self.sgld_step_size if step_size is None else step_size,
+            noise_std=self.sgld_noise if noise_std is None else noise_std,
             generator=generator,
         )
         return samples.cpu()

@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.special import rel_entr
+from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
@@ -110,10 +112,34 @@ def test_gmmcebmclusterer_warm_start_moves_the_cluster_means(X):
     assert not np.array_equal(means, clusterer.cluster_means_)
 
 
-def test_gmmcebmclusterer_random_init_keeps_bias_draw(X):
-    clusterer = GMMCEBMClusterer(**SETTINGS, init_params="random", random_state=8).fit(X)
-    assert clusterer.n_iter_ == CHEAP_SETTINGS["max_iter"]
-    assert np.all(np.abs(clusterer.cluster_means_) < 5)
+def _codes(clusterer, X):
+    """The codes ``t_1(x) / (-2 t_2(x))`` of X, on which k-means++ places the means."""
+    return clusterer._inference(clusterer.net_.module_.bias_method("statistic_means"), X)
+
+
+def test_gmmcebmclusterer_kmeans_plusplus_seeds_the_means_on_the_codes_random_does_not(X):
+    # The seeding acts at the end of the first epoch; with max_iter=1 nothing trains after it.
+    settings = {**SETTINGS, "max_iter": 1}
+    other_X = np.random.default_rng(1).normal(size=X.shape)
+
+    seeded = GMMCEBMClusterer(**settings, random_state=8).fit(X)
+    expected, _ = kmeans_plusplus(_codes(seeded, X), 3, random_state=8)
+    np.testing.assert_allclose(seeded.cluster_means_, expected, rtol=1e-6)
+    assert np.all(np.bincount(seeded.labels_, minlength=3) > 0)
+    seeded_elsewhere = GMMCEBMClusterer(**settings, random_state=8).fit(other_X)
+    assert np.abs(seeded.cluster_means_ - seeded_elsewhere.cluster_means_).max() > 0.1
+
+    # 'random' keeps the N(0, 1) draw of the seed, whatever the data: one epoch's Adam
+    # steps (learning_rate 1e-3) move it by under 1e-2, and it lies far from the codes,
+    # which span a few tenths.
+    drawn = GMMCEBMClusterer(**settings, init_params="random", random_state=8).fit(X)
+    drawn_elsewhere = GMMCEBMClusterer(**settings, init_params="random", random_state=8)
+    drawn_elsewhere.fit(other_X)
+    assert drawn.n_iter_ == 1
+    np.testing.assert_allclose(drawn.cluster_means_, drawn_elsewhere.cluster_means_, atol=1e-2)
+    codes = _codes(drawn, X)
+    distances = np.linalg.norm(drawn.cluster_means_[:, None] - codes[None], axis=-1)
+    assert distances.min() > 0.3
 
 
 def test_gmmcebmclusterer_learned_weights_stay_a_distribution(X):
@@ -165,12 +191,39 @@ def test_gmmcebmclusterer_failure_after_seeding_leaves_estimator_unchanged(X):
 def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(X, cluster_balance):
     # 0 leaves the paper's likelihood alone: the model has no regularizer to add.
     settings = {**SETTINGS, "max_iter": 1, "cluster_balance": cluster_balance}
-    clusterer = GMMCEBMClusterer(**settings, random_state=10).fit(X)
+    clusterer = GMMCEBMClusterer(**settings, init_params="random", random_state=10).fit(X)
     module = clusterer.net_.module_
     assert module.bias.cluster_balance == cluster_balance
     X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X), dtype=torch.float32)
     penalty = module.regularizer(X_unit)
     if cluster_balance == 0:
         assert penalty is None
-    else:
-        assert 0 <= penalty.item() <= cluster_balance * math.log(3) + 1e-6
+        return
+    # beta KL(q || pi), q the batch's mean responsibilities, from the estimator's own. The
+    # random means leave the clusters far from balanced (q about (0.59, 0.03, 0.38)), so the
+    # value is far from 0 and float32 rounding small beside it.
+    usage = clusterer.predict_proba(X).mean(axis=0)
+    expected = cluster_balance * rel_entr(usage, clusterer.weights_).sum()
+    assert penalty.item() == pytest.approx(expected, rel=1e-4)
+
+
+# Six samples' responsibilities over 3 equally weighted clusters, and beta KL(q || pi) in
+# closed form, q their mean: 0 for the proportions pi, log 3 when one cluster takes them
+# all, and for q = (1/2, 1/3, 1/6), 1/2 log(3/2) + 1/3 log(1) + 1/6 log(1/2).
+CHOSEN_RESPONSIBILITIES = [
+    pytest.param([0, 1, 2, 0, 1, 2], 0.0, id="proportions-pi"),
+    pytest.param([1, 1, 1, 1, 1, 1], math.log(3), id="one-cluster-takes-all"),
+    pytest.param([0, 0, 0, 1, 1, 2], math.log(1.5) / 2 + math.log(0.5) / 6, id="in-between"),
+]
+
+
+@pytest.mark.parametrize(("clusters", "divergence"), CHOSEN_RESPONSIBILITIES)
+def test_gmmcebmclusterer_cluster_balance_penalty_in_closed_form(X, clusters, divergence):
+    settings = {**SETTINGS, "max_iter": 1, "cluster_balance": 2.0}
+    module = GMMCEBMClusterer(**settings, random_state=10).fit(X).net_.module_
+    responsibilities = torch.eye(3)[clusters]
+    # The bias's own evidence replaced by the chosen responsibilities' logs: the penalty
+    # softmaxes them back.
+    module.bias.component_log_evidence = lambda statistics: responsibilities.log()
+    X_unit = torch.zeros(len(clusters), X.shape[1])
+    assert module.regularizer(X_unit).item() == pytest.approx(2.0 * divergence, abs=1e-6)

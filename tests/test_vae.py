@@ -6,6 +6,7 @@ tested over all of them in tests/test_common.py.
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from sklearn_cebm import VAEEncoder
@@ -18,8 +19,14 @@ def test_vae_encoder_posterior_mean_and_std(digits):
     vae = VAEEncoder(**SETTINGS, random_state=0).fit(X)
     mean, std = vae.transform(X[:10], return_std=True)
     assert mean.shape == std.shape == (10, 4)
-    assert np.all(std > 0)
     np.testing.assert_array_equal(mean, vae.transform(X[:10]))
+    # The fitted encoder's 2 K outputs on the scaled input: the means, then the stds
+    # before a softplus (and a floor of 1e-4).
+    X_unit = (X[:10] - vae.input_center_) / vae.input_scale_
+    with torch.no_grad():
+        raw = vae.net_.module_.encoder(torch.as_tensor(X_unit, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(mean, raw[:, :4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, np.logaddexp(0, raw[:, 4:]), rtol=1e-5, atol=2e-4)
 
 
 def test_vae_encoder_conv_on_images(digits):

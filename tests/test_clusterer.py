@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.special import rel_entr
+from scipy.special import rel_entr, softmax
 from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
@@ -29,8 +29,10 @@ def fitted(X):
 def test_gmmcebmclusterer_responsibilities_sum_to_one(fitted, X):
     proba = fitted.predict_proba(X)
     assert proba.shape == (len(X), 3)
-    assert np.all(proba >= 0)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    # Bayes' rule on the energies: p(y | x) is proportional to exp(-E(x, y)).
+    energies = fitted._inference(fitted.net_.module_.bias_method("component_energy"), X)
+    np.testing.assert_allclose(proba, softmax(-energies, axis=1), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(proba.argmax(axis=1), fitted.predict(X))
 
 
@@ -51,7 +53,9 @@ def test_gmmcebmclusterer_shapes_and_dtypes(X, dtype):
     Z = clusterer.transform(X, mixture_mean=True)
     assert Z.shape == (n, k) and Z.dtype == dtype
     assert clusterer.cluster_means_.shape == clusterer.cluster_stds_.shape == (3, k)
-    assert np.all(clusterer.cluster_stds_ > 0)
+    # The posterior under a cluster adds the data's precision to the cluster's own.
+    _, Z_std = clusterer.transform(X, return_std=True)
+    assert np.all(Z_std < clusterer.cluster_stds_[clusterer.predict(X)])
     np.testing.assert_allclose(clusterer.weights_, np.full(3, 1 / 3))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning
 
@@ -84,11 +85,13 @@ def test_common_training_clock_stops_at_its_target_and_times_every_batch():
 
 
 def test_common_machine_header_names_the_cpu_threads_and_versions():
+    torch.set_num_threads(3)  # not the 1 of tests/conftest.py, which restores its own after
     info = common.machine_info()
     assert set(info["cpu_flags"]) <= set(common.CPU_FLAGS)
-    assert info["torch_threads"] >= 1 and info["python"].count(".") == 2
+    assert info["torch_threads"] == 3 and info["python"].count(".") == 2
     header = common.machine_header("cpu")
     assert header[0].startswith("- machine: ") and header[0].endswith("device cpu")
+    assert ", 3 torch threads, " in header[0]
     assert header[1].startswith(f"- torch {info['torch']}, scikit-learn ")
 
 
@@ -171,7 +174,7 @@ def test_throughput_reports_every_quantity(tmp_path):
 def test_ood_saved_models_scores_every_set(tmp_path):
     module = _load_script("ood_saved_models")
     if not common.fashion_mnist_available():
-        pytest.skip("reads Fashion-MNIST")
+        pytest.skip("reads Fashion-MNIST: apt-get install dataset-fashion-mnist")
     inliers = np.random.default_rng(0).uniform(0, 255, (5, 784))
     model = CEBMEncoder(n_components=2, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
     path = tmp_path / "tiny.joblib"

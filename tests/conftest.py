@@ -1,9 +1,13 @@
-"""Shared fixtures: tiny data and cheap estimator settings."""
+"""Shared fixtures: tiny data and cheap estimator settings; the report's data header."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+
+from sklearn_cebm.datasets import FASHION_MNIST_HOME
 
 # Settings under which one fit on a few hundred rows takes a fraction of a second.
 CHEAP_SETTINGS = dict(
@@ -15,6 +19,30 @@ CHEAP_SETTINGS = dict(
     buffer_size=64,
     learning_rate=1e-3,
 )
+
+
+# What Debian's dataset-fashion-mnist installs, and the real-data tests read.
+FASHION_MNIST_FILES = [
+    f"{split}-{kind}-ubyte.gz"
+    for split in ("train", "t10k")
+    for kind in ("images-idx3", "labels-idx1")
+]
+
+
+def missing_fashion_mnist_files():
+    """The Fashion-MNIST files absent from ``FASHION_MNIST_HOME``; empty when all are there."""
+    return [name for name in FASHION_MNIST_FILES if not (Path(FASHION_MNIST_HOME) / name).is_file()]
+
+
+def pytest_report_header(config):
+    """Say at the top of every report whether the real-data tests can run."""
+    missing = missing_fashion_mnist_files()
+    if not missing:
+        return f"Fashion-MNIST: found in {FASHION_MNIST_HOME}; the real-data tests run"
+    return (
+        f"Fashion-MNIST: NOT found in {FASHION_MNIST_HOME} (missing {', '.join(missing)}); "
+        "the real-data tests are SKIPPED (apt-get install dataset-fashion-mnist)"
+    )
 
 
 @pytest.fixture(autouse=True)

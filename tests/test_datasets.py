@@ -1,7 +1,6 @@
 """IDX reading and the Fashion-MNIST loader, on small files the tests write."""
 
 import gzip
-import os
 
 import numpy as np
 import pytest
@@ -14,6 +13,8 @@ from sklearn_cebm.datasets import (
     load_idx_folder,
     read_idx,
 )
+
+from .conftest import missing_fashion_mnist_files
 
 TYPE_CODES = {
     np.uint8: 0x08,
@@ -172,11 +173,12 @@ def test_load_fashion_mnist_rejects_an_unknown_subset(tmp_path):
 
 
 @pytest.mark.skipif(
-    not os.path.exists(os.path.join(FASHION_MNIST_HOME, "t10k-images-idx3-ubyte.gz")),
-    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+    bool(missing_fashion_mnist_files()),
+    reason=f"Fashion-MNIST is not in {FASHION_MNIST_HOME} (apt-get install dataset-fashion-mnist)",
 )
-def test_load_fashion_mnist_real_test_set():
-    bunch = load_fashion_mnist(subset="test", dtype=np.uint8)
-    assert bunch.data.shape == (10000, 784)
+@pytest.mark.parametrize(("subset", "n_per_class"), [("test", 1000), ("train", 6000)])
+def test_load_fashion_mnist_real_data(subset, n_per_class):
+    bunch = load_fashion_mnist(subset=subset, dtype=np.uint8)
+    assert bunch.data.shape == (10 * n_per_class, 784)
     assert bunch.data.min() == 0 and bunch.data.max() == 255
-    np.testing.assert_array_equal(np.bincount(bunch.target), np.full(10, 1000))
+    np.testing.assert_array_equal(np.bincount(bunch.target), np.full(10, n_per_class))

@@ -6,21 +6,25 @@ tested over all of them in tests/test_common.py.
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
+from torch.nn import functional
 
 from sklearn_cebm import IGEBMEncoder
 
 from .conftest import CHEAP_SETTINGS
-
-# The minimum of silu(u) = u * sigmoid(u), reached at u = -1.278.
-SILU_MINIMUM = -0.2785
 
 
 def test_igebm_encoder_transform_is_the_input_of_the_energy_head(digits):
     X, _ = digits
     igebm = IGEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X)
     features = igebm.transform(X[:20])
-    assert features.min() >= SILU_MINIMUM
+    # The SiLU of the fitted feature network's output, on the scaled input: the whole of
+    # each row, where the head below sees only its projection on the head's weights.
+    X_unit = (X[:20] - igebm.input_center_) / igebm.input_scale_
+    with torch.no_grad():
+        raw = igebm.net_.module_.encoder(torch.as_tensor(X_unit, dtype=torch.float32))
+    np.testing.assert_allclose(features, functional.silu(raw).numpy(), rtol=1e-5, atol=1e-6)
     head = igebm.net_.module_.head
     weight = head.weight.detach().numpy().ravel()
     energy = features @ weight + head.bias.item()

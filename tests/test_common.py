@@ -404,6 +404,18 @@ def test_sgld_samples_lie_in_the_training_data_range(estimator, X):
     assert np.all(samples >= X.min(axis=0) - 1e-6) and np.all(samples <= X.max(axis=0) + 1e-6)
 
 
+@_over(SGLD_SAMPLERS)
+def test_sgld_sampling_follows_the_estimators_current_sampler_settings(estimator, X):
+    # sample() uses sgld_step_size and sgld_noise as they are now, not as they were at fit:
+    # no noise and no step leave fresh chains where they start, whatever the energy.
+    fitted = estimator.fit(X)
+    moving = _sample(fitted, 5, n_steps=20, random_state=3)
+    fitted.set_params(sgld_step_size=0.0, sgld_noise=0.0)
+    still = _sample(fitted, 5, n_steps=20, random_state=3)
+    np.testing.assert_array_equal(still, _sample(fitted, 5, n_steps=0, random_state=3))
+    assert not np.allclose(moving, still)
+
+
 # ----------------------------------------------------------------- scikit-learn tools
 @_over(ESTIMATORS)
 def test_clone_is_unfitted_with_the_same_parameters(estimator, X):

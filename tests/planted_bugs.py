@@ -31,6 +31,8 @@ BUGS = {
         "",
         [
             "tests/test_training.py::test_pcd_step_writes_the_advanced_chains_back_to_the_buffer",
+            "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_1d_mixture_log_density",
+            "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_2d_gaussian_log_density",
         ],
     ),
     "clamp_once_at_the_end": (
@@ -39,6 +41,8 @@ BUGS = {
         "    if bounds is not None:\n        x.clamp_(*bounds)\n    return x\n",
         [
             "tests/core/test_sgld.py::test_langevin_dynamics_evaluates_the_energy_inside_the_box_only",
+            "tests/test_model_targets.py::test_cebmencoder_sample_matches_the_model_density_in_1d",
+            "tests/test_model_targets.py::test_cebmencoder_sample_matches_the_model_mean_and_covariance_in_2d",
         ],
     ),
     "sgld_without_the_energy_gradient": (
@@ -48,6 +52,9 @@ BUGS = {
         [
             "tests/core/test_sgld.py::test_langevin_dynamics_recovers_gaussian_with_ula_bias",
             "tests/test_training.py::test_pcd_chains_descend_the_energy",
+            "tests/test_model_targets.py::test_cebmencoder_sample_matches_the_model_density_in_1d",
+            "tests/test_model_targets.py::test_gmmcebmclusterer_sample_component_draws_from_that_component",
+            "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_1d_mixture_log_density",
         ],
     ),
 }

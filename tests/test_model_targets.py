@@ -35,6 +35,11 @@ def _langevin(alpha):
     return dict(sgld_step_size=alpha / 2, sgld_noise=float(np.sqrt(alpha)))
 
 
+# The models given weights by hand are fitted first, one cheap epoch, only to build the
+# network and the scaling into the sampler's box; they sample with the Langevin pairing.
+BUILD_ONLY = {"max_iter": 1, "sgld_steps": 1, "random_state": 0, **_langevin(ALPHA)}
+
+
 def _set_weights(estimator, hidden_weight, hidden_bias, output_weight, output_bias):
     """Overwrite the one-hidden-layer MLP encoder of a fitted estimator."""
     layers = estimator.net_.module_.encoder.modules()
@@ -93,16 +98,9 @@ def _bowl_encoder(low, high, center, directions, widths):
     """
     X = np.random.default_rng(0).uniform(low, high, size=(200, len(low)))
     n_latent = len(directions)
+    widths_of_layers = {"n_components": n_latent, "hidden_layer_sizes": (2 * n_latent,)}
     encoder = CEBMEncoder(
-        n_components=n_latent,
-        hidden_layer_sizes=(2 * n_latent,),
-        max_iter=1,
-        batch_size=50,
-        sgld_steps=1,
-        buffer_size=50,
-        chain_init="uniform",
-        **_langevin(ALPHA),
-        random_state=0,
+        **widths_of_layers, batch_size=50, buffer_size=50, chain_init="uniform", **BUILD_ONLY
     ).fit(X)
     scaled = np.asarray(widths)[:, None] * np.asarray(directions)
     hidden_weight = np.stack([scaled, -scaled], axis=1).reshape(2 * n_latent, -1)
@@ -193,17 +191,9 @@ def _blob_detector_clusterer():
     rng = np.random.default_rng(0)
     centers = np.array([[-3.0, -3.0], [3.0, -3.0], [0.0, 3.0]])
     X = centers[rng.integers(0, 3, 300)] + 0.5 * rng.standard_normal((300, 2))
+    sizes = {"n_clusters": 3, "n_components": 3, "hidden_layer_sizes": (12,)}
     clusterer = GMMCEBMClusterer(
-        n_clusters=3,
-        n_components=3,
-        hidden_layer_sizes=(12,),
-        max_iter=1,
-        batch_size=100,
-        sgld_steps=1,
-        buffer_size=100,
-        init_params="random",
-        **_langevin(ALPHA),
-        random_state=0,
+        **sizes, batch_size=100, buffer_size=100, init_params="random", **BUILD_ONLY
     ).fit(X)
     box_centers = (centers - clusterer.input_center_) / clusterer.input_scale_
     axes = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
@@ -270,19 +260,19 @@ def test_gmmcebmclusterer_sample_component_draws_from_that_component():
 # The chains start from uniform noise: from the default Gaussian fitted to the data, short
 # runs are near the data from their start, and a buffer that is never written back goes
 # unnoticed (bug (1) on a correlated 2-D Gaussian: slope 1.21, correlation 0.99).
-TRAINING_SETTINGS = dict(
-    n_components=4,
-    hidden_layer_sizes=(32,),
-    max_iter=60,
-    batch_size=300,
-    learning_rate=2e-2,
-    sgld_steps=10,
+TRAINING_SETTINGS = {
+    "n_components": 4,
+    "hidden_layer_sizes": (32,),
+    "max_iter": 60,
+    "batch_size": 300,
+    "learning_rate": 2e-2,
+    "sgld_steps": 10,
     **_langevin(0.005),
-    buffer_size=200,
-    chain_init="uniform",
-    energy_l2=1e-4,
-    data_noise=0.0,
-)
+    "buffer_size": 200,
+    "chain_init": "uniform",
+    "energy_l2": 1e-4,
+    "data_noise": 0.0,
+}
 
 
 def _log_density_fit(X, grid, true_log_density, random_state):

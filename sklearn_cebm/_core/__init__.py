@@ -6,6 +6,7 @@ Nothing here imports scikit-learn or skorch.
 from .biases import GaussianMixtureBias, SphericalGaussianBias
 from .encoders import ConvEncoder, MLPEncoder, initialize_layers
 from .losses import ContrastiveDivergenceLoss
+from .mixture_prior import MixtureOfGaussiansPrior
 from .model import ConjugateEnergyModel, map_batches
 from .sgld import (
     ReplayBuffer,
@@ -21,6 +22,7 @@ __all__ = [
     "ConvEncoder",
     "GaussianMixtureBias",
     "MLPEncoder",
+    "MixtureOfGaussiansPrior",
     "ReplayBuffer",
     "SphericalGaussianBias",
     "frozen_parameters",

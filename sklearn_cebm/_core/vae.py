@@ -1,7 +1,9 @@
 """The VAE baseline: mirrored decoders, the Gaussian model and its evidence lower bound.
 
 The encoder is one of :mod:`sklearn_cebm._core.encoders` with ``2 K`` outputs, read as the
-mean and the (softplus-transformed) std of a diagonal Gaussian posterior ``q(z | x)``.
+mean and the (softplus-transformed) std of a diagonal Gaussian posterior ``q(z | x)``. The
+prior is a module: the standard normal here, or the mixture of
+:mod:`sklearn_cebm._core.mixture_prior`.
 """
 
 import math
@@ -22,6 +24,7 @@ from .encoders import (
 __all__ = [
     "ConvDecoder",
     "MLPDecoder",
+    "StandardNormalPrior",
     "VariationalAutoencoder",
     "gaussian_kl_to_standard_normal",
     "gaussian_log_likelihood",
@@ -63,6 +66,28 @@ def gaussian_log_likelihood(x, mean, std):
     std = torch.broadcast_to(std, x.shape)
     log_density = -0.5 * ((x - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2 * math.pi)
     return log_density.sum(dim=-1)
+
+
+class StandardNormalPrior(nn.Module):
+    """The prior ``p(z) = N(0, I)`` over ``K`` dimensions; it has no parameters.
+
+    Parameters
+    ----------
+    n_latent : int
+        Dimension K.
+    """
+
+    def __init__(self, n_latent):
+        super().__init__()
+        self.n_latent = int(n_latent)
+
+    def kl_divergence(self, mean, std):
+        """``KL(q(z | x) || N(0, I))`` per row, ``(n,)``: :func:`gaussian_kl_to_standard_normal`."""
+        return gaussian_kl_to_standard_normal(mean, std)
+
+    def sample(self, n_samples, generator):
+        """``n_samples`` draws ``(n_samples, K)`` from ``generator``, on the CPU."""
+        return torch.randn((n_samples, self.n_latent), generator=generator)
 
 
 def _conv_sizes(size, kernels, strides, padding=1):
@@ -173,16 +198,17 @@ def build_decoder(image_shape, hidden_layer_sizes, n_features, n_latent, generat
 
 
 class VariationalAutoencoder(nn.Module):
-    """A VAE with a standard normal prior and a Gaussian likelihood (Kingma & Welling, 2014).
+    """A VAE with a Gaussian likelihood (Kingma & Welling, 2014), by default on ``N(0, I)``.
 
-    ``p(z) = N(0, I)``, ``p(x | z) = N(decoder(z), sigma**2 I)`` with one learned
-    ``sigma``; the posterior ``q(z | x) = N(mu(x), diag(s(x)**2))`` takes ``mu`` and
-    ``softplus`` of the other half of the encoder's ``2 K`` outputs. The evidence lower bound
+    ``p(z) = N(0, I)`` unless another ``prior`` is given,
+    ``p(x | z) = N(decoder(z), sigma**2 I)`` with one learned ``sigma``; the posterior
+    ``q(z | x) = N(mu(x), diag(s(x)**2))`` takes ``mu`` and ``softplus`` of the other half
+    of the encoder's ``2 K`` outputs. The evidence lower bound
 
         ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z)) <= log p(x)
 
-    has its KL term in closed form and its first term estimated with reparameterised draws
-    ``z = mu + s * eps``.
+    has its KL term in closed form (the prior's ``kl_divergence``) and its first term
+    estimated with reparameterised draws ``z = mu + s * eps``.
 
     Parameters
     ----------
@@ -197,9 +223,13 @@ class VariationalAutoencoder(nn.Module):
     score_noise : torch.Tensor of shape (S, K), optional
         The draws ``eps`` :meth:`forward` uses, the same for every row, so that it is a
         deterministic function of each row alone; ``None`` for one draw at zero (the mean).
+    prior : torch.nn.Module, optional
+        Offers ``kl_divergence(mean, std) -> (n,)``, the ELBO's KL term for the posterior
+        ``N(mean, diag(std**2))``, and ``sample(n, generator, ...) -> (n, K)``; ``None`` for
+        the :class:`StandardNormalPrior`.
     """
 
-    def __init__(self, encoder, decoder, input_shape, n_latent, score_noise=None):
+    def __init__(self, encoder, decoder, input_shape, n_latent, score_noise=None, prior=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -209,6 +239,7 @@ class VariationalAutoencoder(nn.Module):
         if score_noise is None:
             score_noise = torch.zeros(1, self.n_latent)
         self.register_buffer("score_noise", torch.as_tensor(score_noise, dtype=torch.float32))
+        self.prior = StandardNormalPrior(self.n_latent) if prior is None else prior
 
     def observation_std(self):
         """The likelihood's std ``sigma``, above a small floor."""
@@ -265,7 +296,20 @@ class VariationalAutoencoder(nn.Module):
         """
         mean, std = self.posterior_mean_std(x)
         reconstruction = self.expected_log_likelihood(x, mean, std, noise)
-        return reconstruction - gaussian_kl_to_standard_normal(mean, std)
+        return reconstruction - self.prior.kl_divergence(mean, std)
+
+    def prior_method(self, name):
+        """``x -> prior.<name>(mean, std)`` at the posterior ``q(z | x)`` of x.
+
+        Lets callers reach what a particular prior offers (a mixture's
+        ``responsibilities``) without a method here for each.
+        """
+        method = getattr(self.prior, name)
+
+        def apply(x):
+            return method(*self.posterior_mean_std(x))
+
+        return apply
 
     def forward(self, x):
         """Negative ELBO with the fixed ``score_noise``, an energy-like ``(n,)`` tensor."""

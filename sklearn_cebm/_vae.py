@@ -1,5 +1,11 @@
-"""VAEEncoder: the paper's VAE baseline, with the CEBM's encoder, as a transformer."""
+"""VAEEncoder: the paper's VAE baseline, with the CEBM's encoder, as a transformer.
 
+:class:`BaseVAE` holds what the VAEs share (the decoder, the ELBO's net); each VAE
+supplies its prior: the standard normal here, a learned mixture in
+:class:`~sklearn_cebm.GMMVAEClusterer`.
+"""
+
+from abc import abstractmethod
 from numbers import Integral
 
 import numpy as np
@@ -7,15 +13,54 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from ._base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
-from ._core.vae import VariationalAutoencoder, build_decoder
+from ._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
 from ._docstrings import fill_docstring
 from ._vae_training import ELBONet
 
-__all__ = ["VAEEncoder"]
+__all__ = ["BaseVAE", "VAEEncoder"]
 
 # Draws of z behind score_samples: the same draws for every row, so each row's ELBO
 # estimate is a fixed function of that row alone.
 _SCORE_DRAWS = 16
+
+
+class BaseVAE(BaseNeuralEstimator):
+    """Base class of the VAEs: the encoder's posterior, a mirrored decoder; not for direct use.
+
+    Subclasses supply :meth:`_build_prior`. The module is a
+    :class:`~sklearn_cebm._core.vae.VariationalAutoencoder` whose energy is the negative ELBO,
+    trained by an :class:`~sklearn_cebm._vae_training.ELBONet`.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseNeuralEstimator._parameter_constraints,
+        "n_elbo_draws": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    @abstractmethod
+    def _build_prior(self, generator):
+        """The prior module over ``n_components`` dimensions, initialised from ``generator``."""
+
+    def _build_module(self, encoder, input_shape, generator):
+        decoder = build_decoder(
+            self.image_shape if uses_conv_net(self.encoder, self.image_shape) else None,
+            self.hidden_layer_sizes,
+            int(np.prod(input_shape)),
+            self.n_components,
+            generator,
+        )
+        score_noise = torch.randn((_SCORE_DRAWS, self.n_components), generator=generator)
+        return VariationalAutoencoder(
+            encoder,
+            decoder,
+            input_shape,
+            self.n_components,
+            score_noise=score_noise,
+            prior=self._build_prior(generator),
+        )
+
+    def _build_net(self, module, skorch_params, seed):
+        return ELBONet(module, **skorch_params, n_draws=self.n_elbo_draws, seed=seed).initialize()
 
 
 @fill_docstring(
@@ -41,7 +86,7 @@ _SCORE_DRAWS = 16
         Seeds the initial weights, the data order and the reparameterisation noise.
     """
 )
-class VAEEncoder(PosteriorTransformerMixin, BaseNeuralEstimator):
+class VAEEncoder(PosteriorTransformerMixin, BaseVAE):
     """Posterior means of a variational autoencoder with the CEBM's encoder.
 
     The VAE baseline of the CEBM paper (Kingma & Welling, 2014): a standard normal prior
@@ -94,11 +139,6 @@ class VAEEncoder(PosteriorTransformerMixin, BaseNeuralEstimator):
     (3, 64)
     """
 
-    _parameter_constraints: dict = {
-        **BaseNeuralEstimator._parameter_constraints,
-        "n_elbo_draws": [Interval(Integral, 1, None, closed="left")],
-    }
-
     def __init__(
         self,
         *,
@@ -130,21 +170,8 @@ class VAEEncoder(PosteriorTransformerMixin, BaseNeuralEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
 
-    def _build_module(self, encoder, input_shape, generator):
-        decoder = build_decoder(
-            self.image_shape if uses_conv_net(self.encoder, self.image_shape) else None,
-            self.hidden_layer_sizes,
-            int(np.prod(input_shape)),
-            self.n_components,
-            generator,
-        )
-        score_noise = torch.randn((_SCORE_DRAWS, self.n_components), generator=generator)
-        return VariationalAutoencoder(
-            encoder, decoder, input_shape, self.n_components, score_noise=score_noise
-        )
-
-    def _build_net(self, module, skorch_params, seed):
-        return ELBONet(module, **skorch_params, n_draws=self.n_elbo_draws, seed=seed).initialize()
+    def _build_prior(self, generator):
+        return StandardNormalPrior(self.n_components)
 
     def sample(self, n_samples=1, *, random_state=None):
         """Decode draws from the prior: the means of ``p(x | z)`` for ``z ~ N(0, I)``.

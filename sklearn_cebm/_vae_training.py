@@ -1,16 +1,21 @@
 """Maximising the evidence lower bound on skorch: the VAE's training layer.
 
-Knows torch and skorch, not scikit-learn. :class:`~sklearn_cebm.VAEEncoder` builds an
-:class:`ELBONet` around a :class:`~sklearn_cebm._core.vae.VariationalAutoencoder`.
+Knows torch and skorch, not scikit-learn. :class:`~sklearn_cebm.VAEEncoder` and
+:class:`~sklearn_cebm.GMMVAEClusterer` build an :class:`ELBONet` around a
+:class:`~sklearn_cebm._core.vae.VariationalAutoencoder`; the clusterer adds
+:class:`MixturePriorSeeding`, which takes the function that places the components from
+its caller.
 """
 
+import numpy as np
 import torch
+from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._training import SeededNet
 
-__all__ = ["ELBONet", "MeanNegativeELBO"]
+__all__ = ["ELBONet", "MeanNegativeELBO", "MixturePriorSeeding"]
 
 
 class MeanNegativeELBO(torch.nn.Module):
@@ -63,13 +68,76 @@ class ELBONet(SeededNet):
         self.history.record_batch("elbo", -loss.item())
         return {"loss": loss, "y_pred": negative_elbo}
 
-    def sample(self, n_samples, seed):
-        """Decoded means of ``n_samples`` draws ``z ~ N(0, I)`` of the prior, on the CPU.
+    def sample(self, n_samples, seed, **prior_options):
+        """Decoded means of ``n_samples`` draws of z from the module's prior, on the CPU.
 
         The draws come from a CPU generator seeded with ``seed``, so they are the same on
-        any device.
+        any device; ``prior_options`` go to the prior's ``sample`` (a mixture's
+        ``component``).
         """
         self.module_.eval()
         generator = torch.Generator().manual_seed(seed)
-        z = torch.randn((n_samples, self.module_.n_latent), generator=generator)
+        with torch.no_grad():
+            z = self.module_.prior.sample(n_samples, generator, **prior_options)
         return map_batches(self.module_.decode, z, INFERENCE_BATCH_SIZE, torch.device(self.device))
+
+
+class MixturePriorSeeding(Callback):
+    """Place a mixture prior's components on the training data's codes, once, after warm-up.
+
+    VaDE (Jiang et al., 2017) fits a Gaussian mixture to the codes of a pretrained
+    autoencoder and starts its prior there. Here the prior starts as L copies of N(0, I),
+    so the first ``epoch`` epochs train a plain VAE; at the end of that epoch the
+    posterior means of the training data are handed to ``choose_components``, and the
+    prior's components are set to what it returns, the stds widened by the posterior's
+    mean variance. It acts once in a net's life.
+
+    Parameters
+    ----------
+    choose_components : callable
+        ``choose_components(codes, n_clusters) -> (means, stds, weights)`` given the float64
+        posterior means ``(n, K)``: means ``(L, K)``, and stds ``(L, K)`` and weights
+        ``(L,)`` or None to keep the prior's. Must be picklable, as the net is.
+    epoch : int
+        The epoch after which to seed, counted from the net's first. With fewer training
+        rows than components the prior is left as it is.
+    """
+
+    def __init__(self, choose_components, epoch):
+        self.choose_components = choose_components
+        self.epoch = epoch
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.training_data_ = X
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) != self.epoch or self.training_data_ is None:
+            return
+        module = net.module_
+        module.eval()
+        mean, std = map_batches(
+            module.posterior_mean_std,
+            self.training_data_,
+            INFERENCE_BATCH_SIZE,
+            torch.device(net.device),
+        )
+        prior = module.prior
+        if len(mean) < len(prior.means):
+            return  # too few rows to place every component on one
+        if not torch.isfinite(mean).all():
+            raise net.diverged("non-finite posterior at the mixture's placement")
+        means, stds, weights = self.choose_components(
+            mean.numpy().astype(np.float64), len(prior.means)
+        )
+        if stds is not None:
+            # Fitted to the posterior means alone, a component is narrower than the codes
+            # it stands for, q(z | x) spread around those means: widen its variance by
+            # q's mean variance. Without this, a dimension the VAE leaves unused (every
+            # mean near 0, every std near 1) gets tiny component stds, and its
+            # E_q[(z - mu)**2] / sigma**2 swamps the dimensions in use.
+            stds = np.sqrt(np.asarray(stds) ** 2 + (std**2).mean(dim=0).numpy())
+        prior.set_components(means, stds, weights)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The net is pickled with its callbacks: keep no reference to the data.
+        self.training_data_ = None

@@ -3,6 +3,7 @@
 from ._callbacks import SamplerWarning
 from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
+from ._gmm_vae import GMMVAEClusterer
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
 from ._presets import paper_settings
@@ -13,6 +14,7 @@ __all__ = [
     "CEBMEncoder",
     "CEBMOutlierDetector",
     "GMMCEBMClusterer",
+    "GMMVAEClusterer",
     "IGEBMEncoder",
     "SamplerWarning",
     "TrainingDivergedError",

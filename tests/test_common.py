@@ -22,6 +22,7 @@ from sklearn_cebm import (
     CEBMEncoder,
     CEBMOutlierDetector,
     GMMCEBMClusterer,
+    GMMVAEClusterer,
     IGEBMEncoder,
     TrainingDivergedError,
     VAEEncoder,
@@ -35,6 +36,8 @@ CHEAP_SETTINGS_FOR_CLUSTERING = dict(CHEAP_SETTINGS, n_clusters=3, max_iter=3)
 CHEAP_SETTINGS_FOR_VAE = {
     name: value for name, value in CHEAP_SETTINGS.items() if name in VAEEncoder().get_params()
 }
+# The mixture is placed on the codes after one warm-up epoch, so that two more train it.
+CHEAP_SETTINGS_FOR_GMM_VAE = dict(CHEAP_SETTINGS_FOR_VAE, n_clusters=3, max_iter=3, warmup_iter=1)
 
 # One of each public estimator, and the variants whose training or scores take another
 # path, under the names the test ids show.
@@ -48,13 +51,15 @@ ESTIMATORS = {
     ),
     "IGEBMEncoder": IGEBMEncoder(**CHEAP_SETTINGS),
     "VAEEncoder": VAEEncoder(**CHEAP_SETTINGS_FOR_VAE),
+    "GMMVAEClusterer": GMMVAEClusterer(**CHEAP_SETTINGS_FOR_GMM_VAE),
 }
 OUTLIER_DETECTORS = ["CEBMOutlierDetector", "CEBMOutlierDetector-gradient_norm"]
 TRANSFORMERS = [name for name in ESTIMATORS if name not in OUTLIER_DETECTORS]
-WITH_FIT_PREDICT = ["GMMCEBMClusterer", *OUTLIER_DETECTORS]
-# The energy-based models sample by SGLD inside the training data's range; the VAE decodes
-# draws from its prior, which nothing keeps in that range.
-SGLD_SAMPLERS = [name for name in ESTIMATORS if name != "VAEEncoder"]
+WITH_FIT_PREDICT = ["GMMCEBMClusterer", "GMMVAEClusterer", *OUTLIER_DETECTORS]
+# The energy-based models sample by SGLD inside the training data's range; the VAEs decode
+# draws from their prior, which nothing keeps in that range.
+VAES = (VAEEncoder, GMMVAEClusterer)
+SGLD_SAMPLERS = [name for name, estimator in ESTIMATORS.items() if not isinstance(estimator, VAES)]
 
 # The methods that compute one result per row of X, where an estimator has them.
 FLOAT_OUTPUT_METHODS = (
@@ -90,7 +95,16 @@ WRONG_NUMBER_OF_FEATURES = pytest.param(
 
 
 # Checks that are expected to fail, with the reason; empty means every check passes.
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS = {
+    "GMMVAEClusterer": {
+        "check_methods_subset_invariance": (
+            "float32 networks: the encoder run on one row takes another BLAS path than on a "
+            "batch and can differ in the last bit (6e-8 in a posterior mean), which reaches "
+            "the ELBO as a relative 1.6e-7, beyond the check's rtol of 1e-7. VAEEncoder, "
+            "with the same networks, passes by the luck of its rounding."
+        )
+    }
+}
 
 
 @parametrize_with_checks(
@@ -114,8 +128,8 @@ def estimator(name):
 
 
 def _sample(estimator, n_samples, **kwargs):
-    """A few draws; the SGLD samplers take few steps, the VAE has no steps to take."""
-    if not isinstance(estimator, VAEEncoder):
+    """A few draws; the SGLD samplers take few steps, the VAEs have no steps to take."""
+    if not isinstance(estimator, VAES):
         kwargs.setdefault("n_steps", 5)
     return estimator.sample(n_samples, **kwargs)
 

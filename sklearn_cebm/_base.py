@@ -176,6 +176,14 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         """Callbacks of the subclass's own, run after the user's; none by default."""
         return []
 
+    def _training_targets(self, X_unit):
+        """What the net's ``partial_fit`` gets as ``y`` beside the scaled ``X_unit``; None."""
+        return None
+
+    def _full_fit_epochs(self, n_samples):
+        """Epochs of a call to :meth:`fit` on ``n_samples`` samples: ``max_iter``."""
+        return self.max_iter
+
     def _on_fit_end(self, X):
         """Set what the subclass derives from the trained model and the training X.
 
@@ -255,21 +263,27 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         init_generator = torch.Generator().manual_seed(int(seeds[0]))
         module = self._build_model(X.shape[1], init_generator)
         net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
-        net.partial_fit(to_unit_range(X, center, scale), epochs=epochs)
+        X_unit = to_unit_range(X, center, scale)
+        net.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
         self.device_ = device
 
-    def _fit(self, X, reset, epochs):
-        """Train for ``epochs`` epochs, from scratch when ``reset``; all or nothing."""
+    def _fit(self, X, reset, epochs=None):
+        """Train for ``epochs`` epochs (a full fit's if None), from scratch when ``reset``.
+
+        All or nothing: a failure leaves the estimator as it was.
+        """
         with self._rollback_on_error() as keep_net:
             X_valid = self._validate_input(X, reset=reset)
+            if epochs is None:
+                epochs = self._full_fit_epochs(X_valid.shape[0])
             if reset:
                 self._fit_new(X_valid, epochs)
             else:
                 X_unit = to_unit_range(X_valid, self.input_center_, self.input_scale_)
                 keep_net()
-                self.net_.partial_fit(X_unit, epochs=epochs)
+                self.net_.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
             self.n_iter_ = len(self.net_.history)
             # X as the caller gave it, so that its feature names reach the hook's calls.
             self._on_fit_end(X)
@@ -298,7 +312,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             the estimator is left as it was.
         """
         reset = not (self.warm_start and hasattr(self, "net_"))
-        return self._fit(X, reset=reset, epochs=self.max_iter)
+        return self._fit(X, reset=reset)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):

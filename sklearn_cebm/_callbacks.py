@@ -79,6 +79,8 @@ class SamplerMonitor(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         epoch = net.history[-1]
+        if "energy_gap" not in epoch:
+            return  # an epoch without sampling: interrupted, or a mixture's clustering stage
         gap, displacement = epoch["energy_gap"], epoch["chain_displacement"]
         # Epochs cut short by an interrupt record no gap; they do not break a run.
         measured = [past["energy_gap"] for past in net.history if "energy_gap" in past]
@@ -105,14 +107,14 @@ class SamplerMonitor(Callback):
 
 
 class MixtureMeansSeeding(Callback):
-    """Place a mixture bias's component means on the data's codes after the first epoch.
+    """Place a mixture bias's component means on the data's codes after an epoch.
 
     The evidence of component ``l`` is, up to a factor that does not depend on ``l``, the
     density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
     ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so seeds chosen
-    among the codes of the training data, once the encoder has trained for one epoch,
+    among the codes of the training data, once the encoder has trained,
     give every component a share of the data. It acts once in a net's life: at the end of
-    the net's first epoch.
+    the net's epoch ``after_epoch``.
 
     Parameters
     ----------
@@ -120,16 +122,19 @@ class MixtureMeansSeeding(Callback):
         ``choose_seeds(codes, n_seeds) -> ndarray of shape (n_seeds, K)``: the seeds,
         given the float64 codes ``(n, K)`` of the training data (k-means++ for the
         clusterer). Must be picklable, as the net is.
+    after_epoch : int, default=1
+        The epoch at whose end the means are placed.
     """
 
-    def __init__(self, choose_seeds):
+    def __init__(self, choose_seeds, after_epoch=1):
         self.choose_seeds = choose_seeds
+        self.after_epoch = after_epoch
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.training_data_ = X
 
     def on_epoch_end(self, net, **kwargs):
-        if len(net.history) != 1 or self.training_data_ is None:
+        if len(net.history) != self.after_epoch or self.training_data_ is None:
             return
         module = net.module_
         module.eval()

@@ -1,17 +1,20 @@
 """GMMCEBMClusterer: the conjugate EBM with a mixture-of-Gaussians bias as a clusterer."""
 
 import functools
+import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import ClusterMixin
-from sklearn.cluster import kmeans_plusplus
+from sklearn.base import ClusterMixin, _fit_context, clone
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import CodesTransformerMixin
 from ._callbacks import MixtureMeansSeeding
+from ._clustering_training import ClusteringDSMNet, ClusteringPCDNet
 from ._core.biases import GaussianMixtureBias
 from ._core.model import ComponentEnergy
 from ._docstrings import fill_docstring
@@ -26,6 +29,32 @@ def _kmeans_plusplus_seeds(codes, n_seeds, random_state):
     return seeds
 
 
+def _kmeans_centres(codes, n_seeds, random_state):
+    """Centres of k-means (Lloyd's algorithm from k-means++ seeds) on ``codes``."""
+    kmeans = KMeans(n_seeds, n_init=1, random_state=check_random_state(random_state))
+    return kmeans.fit(codes).cluster_centers_
+
+
+def _random_seeds(codes, n_seeds, random_state):
+    """``n_seeds`` of the ``codes`` drawn at random without replacement."""
+    rows = check_random_state(random_state).choice(len(codes), n_seeds, replace=False)
+    return codes[rows]
+
+
+def nearest_neighbour_rows(X, n_neighbors):
+    """Row indices of each sample's ``n_neighbors`` nearest other samples, shape (n, k).
+
+    Euclidean distance; fewer neighbours when X has fewer other rows, and the sample
+    itself when it is alone.
+    """
+    n_neighbors = min(n_neighbors, X.shape[0] - 1)
+    if n_neighbors == 0:
+        return np.zeros((X.shape[0], 1), dtype=np.int64)
+    # kneighbors() without X leaves each sample out of its own neighbours, duplicates or not.
+    rows = NearestNeighbors(n_neighbors=n_neighbors).fit(X).kneighbors(return_distance=False)
+    return rows.astype(np.int64)
+
+
 @fill_docstring(
     """
     n_clusters : int
@@ -35,33 +64,42 @@ def _kmeans_plusplus_seeds(codes, n_seeds, random_state):
         ``n_components`` is the number of components; here that is ``n_clusters``.)
     learn_weights : bool
         Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.
+    n_neighbors : int
+        Nearest neighbours of each training sample, in the scaled input space, that the
+        clustering stage pulls into its cluster (see Notes).
     cluster_balance : float
-        Weight ``beta`` of a balance term added to the training loss,
-        ``beta * KL(mean over the data batch of p(y | x) || pi)``: zero when a batch uses
-        the clusters in the proportions ``pi``, ``beta log L`` when one cluster takes it
-        all. It is not part of the likelihood; 0 trains the paper's pure
-        maximum-likelihood objective, which on the digits puts every sample in one cluster
-        (see Notes).
-    init_params : {'k-means++', 'random'}
-        How the component means are initialised. 'random' draws them from N(0, 1).
-        'k-means++' trains one warm-up epoch with random means, then places the means by
-        k-means++ seeding on the training data's codes (see Notes); the warm-up epoch
-        counts towards ``max_iter``.
+        Weight ``beta`` of the balance term of the clustering stage,
+        ``beta * KL(mean over the batch of p(y | x) || pi)``: zero when a batch uses the
+        clusters in the proportions ``pi``, ``beta log L`` when one cluster takes it all.
+        Without it (0) the neighbour term alone is minimised by one cluster.
+    clustering_updates : int
+        Adam updates of the clustering stage, which follows the ``max_iter`` epochs of
+        likelihood training; rounded up to whole epochs. Counted in updates, not epochs,
+        so that the stage costs the same on small and large data.
+    clustering_learning_rate : float
+        Adam's step size in the clustering stage.
+    init_params : {'k-means++', 'k-means', 'random'}
+        Where the component means are placed at the end of the likelihood stage, among
+        the codes of the training data (see Notes): by k-means++ seeding, at the centres
+        of k-means from those seeds, or at the codes of ``n_clusters`` samples drawn at
+        random.
+    n_init : int
+        Runs of the whole training from different seeds; :meth:`fit` keeps the one whose
+        clusters agree most with the neighbours (see :meth:`fit`). ``partial_fit`` and a
+        warm-started ``fit`` train the one model they have.
     encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         As in :class:`CEBMEncoder`.
+    max_iter : int
+        Epochs of likelihood training, before the clustering stage.
     learning_rate : float
-        Adam's step size.
-    sgld_steps : int
-        SGLD steps per update.
+        Adam's step size in the likelihood stage.
     chain_init : {'uniform', 'gaussian'}
         Where SGLD chains start and restart: uniform noise on the scaled box [-1, 1] (the
         paper's), or a Gaussian with the mean and covariance of the training data (JEM++,
-        Yang & Ji 2021), which puts short chains near the data from their first step.
-        Uniform, the paper's, by default: the Gaussian start is not measured for
-        clustering.
+        Yang & Ji 2021), as in :class:`CEBMEncoder`, whose likelihood stage this is.
     random_state : int, RandomState instance or None
-        Seeds the initial weights, the data order, the data noise, the chains and the
-        k-means++ seeding.
+        Seeds the initial weights, the data order, the data noise, the chains, the
+        placement of the means and the neighbours drawn in the clustering stage.
     """
 )
 class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
@@ -73,9 +111,15 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     ``z`` in closed form gives, per component,
     ``E(x, y=l) = -[log pi_l + sum_k (B(lambda_lk + t_k(x)) - B(lambda_lk))]``; the marginal
     energy is ``E(x) = -logsumexp_l (-E(x, l))``, the cluster posterior ``p(y | x)`` is the
-    softmax of ``-E(x, l)`` and ``p(z | x, y)`` is the conjugate Gaussian. Encoder, component
-    means and stds (and optionally the weights) are trained together by persistent
-    contrastive divergence with SGLD and a replay buffer.
+    softmax of ``-E(x, l)`` and ``p(z | x, y)`` is the conjugate Gaussian.
+
+    Training has two stages. The first ``max_iter`` epochs train the model by persistent
+    contrastive divergence (or score matching) with every component equal to N(0, 1),
+    which makes the mixture a single Gaussian: this is :class:`CEBMEncoder`'s training,
+    with its defaults. The component means are then placed among the training data's
+    codes, and ``clustering_updates`` updates train the encoder and the mixture so that
+    each sample and its nearest neighbours share a cluster, with the clusters used evenly
+    (see Notes).
 
     Parameters
     ----------
@@ -86,6 +130,9 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training sample, from a pass over X after training, so that
         ``fit_predict(X)`` equals ``fit(X).predict(X)``.
+    neighbour_agreement_ : float
+        Share of the (sample, neighbour) pairs of the training data, ``n_neighbors`` per
+        sample, that ``labels_`` puts in the same cluster.
     cluster_means_ : ndarray of shape (n_clusters, n_components)
         Means of the bias's components in latent space.
     cluster_stds_ : ndarray of shape (n_clusters, n_components)
@@ -109,33 +156,36 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
 
     Notes
     -----
-    **Initialisation.** The evidence of component l is, up to a factor that does not depend
-    on l, the density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
-    ``c(x) = t_1(x) / (-2 t_2(x))``, so the means are seeded by k-means++ on ``c(x)``. Random
-    N(0, 1) means put every sample in one cluster from the first epoch: the freshly
-    initialised encoder's codes span about 0.05 while the means lie about 1 apart, so the
-    mean nearest the codes' common centre takes them all. Measured: on scikit-learn's
-    blob data of its clustering check (3 clusters, 2-3 epochs) 'random' gave ARI 0 for 5 of
-    5 seeds and 'k-means++' 0.67-0.94; on the digits see
-    ``benchmarks/results/clustering_digits.md``.
+    **Why two stages.** Under the paper's pure likelihood one component takes every
+    sample: on the digits, persistent contrastive divergence moves all codes along one
+    common direction faster than the component means follow, and all 1797 digits ended in
+    one cluster for 3 of 3 seeds (``benchmarks/results/clustering_digits.md``, the
+    previous version). A balance term alone kept 10 clusters but reached NMI 0.50,
+    below k-means on the pixels (0.74). The likelihood does learn good statistics
+    (:class:`CEBMEncoder`), but k-means on the digits' codes gives NMI 0.57-0.60: the codes
+    spread along directions that are not the classes.
 
-    **Cluster collapse and the balance term.** On the digits, persistent contrastive
-    divergence moves all codes along one common direction (their mean magnitude grows from
-    about 0.5 to 15 in a dozen epochs, while the component means barely move) and, under
-    the pure likelihood (``cluster_balance=0``, the paper's objective), one component takes
-    every sample from epoch 4 on: all 1797 digits in one cluster after 30 epochs, NMI 0 for
-    3 of 3 seeds; a faster Adam step for the means did not help. The paper notes that
-    GMM-CEBMs are harder to train (Sec. 7). The balance term ``cluster_balance * KL(q || pi)``
-    on the batch-average responsibilities ``q`` lets the clusters collapse less during that
-    drift and spread out again after it. With the default 3.0 (digits, 30 epochs, seeds
-    0-2): NMI 0.52 / 0.48 / 0.49, ARI 0.38 / 0.36 / 0.39, all 10 clusters used, against
-    KMeans on the raw pixels at NMI 0.74, ARI 0.67. Seed 0 with weight 1.0 gave NMI 0.41 at
-    12 epochs; weight 10.0 gave NMI 0.52 / 0.44 / 0.50, ARI 0.37 / 0.32 / 0.37. See
-    ``benchmarks/results/clustering_digits.md``. The term favours clusters used in the
-    proportions ``pi`` (uniform unless ``learn_weights=True``, a combination not measured).
-    It does not always win: with ``n_components=16`` (seed 0, digits) the balanced fit too
-    ends in one cluster after 30 epochs, and with 32 it passes through a one-cluster phase
-    (epochs 3-7) before recovering to NMI 0.42 at epoch 20. Check ``np.bincount(labels_)``.
+    **Seeding.** The evidence of component l is, up to a factor that does not depend on l,
+    the density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
+    ``c(x) = t_1(x) / (-2 t_2(x))``, so the means are placed among the codes ``c(x)`` of
+    the training data (k-means++ seeding by default).
+
+    **The clustering stage** rests on the cluster assumption: the class is constant on a
+    connected region of high density, so near neighbours should share a cluster. Each
+    update draws one of the ``n_neighbors`` nearest neighbours ``x'`` (Euclidean, in the
+    scaled input space, found once per call to ``fit``) of every sample of the batch and
+    descends ``-log sum_l p(l | x) p(l | x') + cluster_balance * KL(q || pi)``, where
+    ``q`` is the batch's mean of ``p(y | x)`` (SCAN, Van Gansbeke et al., 2020, with the
+    mixture's exact ``p(y | x)`` in place of a classifier). The first term alone is
+    minimised by a single cluster; the second forbids it. This stage is not maximum
+    likelihood: afterwards :meth:`score_samples` and :meth:`sample` use the energy of the
+    model as trained by both stages, whose density has not been fitted by the
+    likelihood since the means parted.
+
+    **What matters.** ``n_neighbors`` and ``clustering_updates``; the neighbours in the
+    input space are good where nearby inputs share a class (98% of the digits' 10
+    nearest neighbours do; see ``benchmarks/results/clustering.md`` for what each
+    setting gives).
 
     **Sampling.** :meth:`sample` draws from the marginal ``p(x)`` or, given ``component``,
     from ``p(x | y)`` by SGLD on ``E(x, y)``. Unlike :meth:`GaussianMixture.sample
@@ -166,8 +216,12 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         **BaseCEBM._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "learn_weights": ["boolean"],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "cluster_balance": [Interval(Real, 0, None, closed="left")],
-        "init_params": [StrOptions({"k-means++", "random"})],
+        "clustering_updates": [Interval(Integral, 0, None, closed="left")],
+        "clustering_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "init_params": [StrOptions({"k-means", "k-means++", "random"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -176,22 +230,26 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         n_clusters=10,
         n_components=128,
         learn_weights=False,
-        cluster_balance=3.0,
+        n_neighbors=20,
+        cluster_balance=5.0,
+        clustering_updates=2000,
+        clustering_learning_rate=3e-4,
         init_params="k-means++",
+        n_init=3,
         encoder="auto",
         image_shape=None,
         hidden_layer_sizes=(256, 256),
         max_iter=30,
         batch_size=128,
-        learning_rate=1e-4,
+        learning_rate=1e-3,
         objective="pcd",
         dsm_noise=0.1,
-        sgld_steps=60,
+        sgld_steps=5,
         sgld_step_size=1.0,
         sgld_noise=7.5e-3,
         buffer_size=5000,
         buffer_reinit_fraction=0.05,
-        chain_init="uniform",
+        chain_init="gaussian",
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
@@ -203,8 +261,12 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.n_clusters = n_clusters
         self.n_components = n_components
         self.learn_weights = learn_weights
+        self.n_neighbors = n_neighbors
         self.cluster_balance = cluster_balance
+        self.clustering_updates = clustering_updates
+        self.clustering_learning_rate = clustering_learning_rate
         self.init_params = init_params
+        self.n_init = n_init
         self.encoder = encoder
         self.image_shape = image_shape
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -227,27 +289,95 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.random_state = random_state
         self.warm_start = warm_start
 
+    _pcd_net, _dsm_net = ClusteringPCDNet, ClusteringDSMNet
+
     def _build_bias(self):
+        # Equal N(0, 1) components: a single Gaussian until the seeding parts the means.
         return GaussianMixtureBias(
             self.n_components,
             self.n_clusters,
             learn_weights=self.learn_weights,
+            init_scale=0.0,
             cluster_balance=self.cluster_balance,
         )
 
+    def _net_params(self):
+        return dict(likelihood_epochs=self.max_iter, clustering_lr=self.clustering_learning_rate)
+
+    def _full_fit_epochs(self, n_samples):
+        batches_per_epoch = math.ceil(n_samples / self.batch_size)
+        return self.max_iter + math.ceil(self.clustering_updates / batches_per_epoch)
+
+    def _training_targets(self, X_unit):
+        rows = nearest_neighbour_rows(X_unit, self.n_neighbors)
+        # Kept for _on_fit_end, which scores the clusters on the same neighbours.
+        self._training_neighbours = rows
+        return rows
+
     def _training_callbacks(self):
-        if self.init_params == "random":
-            return []
-        choose = functools.partial(_kmeans_plusplus_seeds, random_state=self.random_state)
-        return [("mixture_means_seeding", MixtureMeansSeeding(choose))]
+        seeds = {
+            "k-means": _kmeans_centres,
+            "k-means++": _kmeans_plusplus_seeds,
+            "random": _random_seeds,
+        }[self.init_params]
+        choose = functools.partial(seeds, random_state=self.random_state)
+        return [("mixture_means_seeding", MixtureMeansSeeding(choose, after_epoch=self.max_iter))]
 
     def _on_fit_end(self, X):
         """Labels from a final pass over X, and the bias's components in numpy."""
         self.labels_ = self.predict(X)
+        rows = self.__dict__.pop("_training_neighbours")
+        self.neighbour_agreement_ = float(np.mean(self.labels_[rows] == self.labels_[:, None]))
         bias = self._module().bias
         self.cluster_means_ = bias.means.detach().cpu().numpy().astype(np.float64)
         self.cluster_stds_ = bias.component_stds().detach().cpu().numpy().astype(np.float64)
         self.weights_ = bias.mixing_weights().detach().cpu().numpy().astype(np.float64)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train on X: ``n_init`` times from different seeds, keeping the best clustering.
+
+        Each run trains ``max_iter`` epochs of likelihood and ``clustering_updates``
+        updates of clustering. Of several runs, the one whose clusters use the most
+        components wins, and among those the one whose ``labels_`` agree most with the
+        training neighbours (``neighbour_agreement_``): the quantity the clustering stage
+        maximises, so its best run is chosen by its own objective, as k-means keeps its
+        run of least inertia.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; dense, finite.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If a run's energies, objective or weights become non-finite or explode; the
+            estimator is left as it was.
+        """
+        if self.n_init == 1 or (self.warm_start and hasattr(self, "net_")):
+            return super().fit(X)
+        seeds = check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max, size=self.n_init
+        )
+        runs = [clone(self).set_params(n_init=1, random_state=int(seed)) for seed in seeds]
+        for run in runs:
+            run.fit(X)
+        best = max(
+            runs,
+            key=lambda run: (len(np.unique(run.labels_)), run.neighbour_agreement_),
+        )
+        parameters = self.get_params(deep=False)
+        fitted = {name: value for name, value in vars(best).items() if name not in parameters}
+        self.__dict__.update(fitted)
+        return self
 
     # ----------------------------------------------------------------- inference
     def predict_proba(self, X):

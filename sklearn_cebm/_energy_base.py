@@ -38,12 +38,23 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "data_noise": [Interval(Real, 0, None, closed="left")],
     }
 
+    # The nets that train by each objective; a subclass may put extended nets here and
+    # pass their extra settings through _net_params.
+    _pcd_net, _dsm_net = PCDNet, DSMNet
+
+    def _net_params(self):
+        """Settings of the net beyond the shared and the objective's; none by default."""
+        return {}
+
     def _build_net(self, module, skorch_params, seed):
         sampler = dict(sgld_step_size=self.sgld_step_size, sgld_noise=self.sgld_noise)
+        extra = self._net_params()
         if self.objective == "dsm":
-            net = DSMNet(module, **skorch_params, **sampler, noise_std=self.dsm_noise, seed=seed)
+            net = self._dsm_net(
+                module, **skorch_params, **sampler, **extra, noise_std=self.dsm_noise, seed=seed
+            )
             return net.initialize()
-        net = PCDNet(
+        net = self._pcd_net(
             module,
             **skorch_params,
             **sampler,
@@ -54,6 +65,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
             chain_init=self.chain_init,
             data_noise=self.data_noise,
             seed=seed,
+            **extra,
         )
         return net.initialize()
 

@@ -123,3 +123,30 @@ def test_mixture_means_seeding_with_fewer_rows_than_clusters_seeds_as_many_as_ro
 
     torch.testing.assert_close(after.means[0][:2], torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
     torch.testing.assert_close(after.means[0][2], before.means[0][2], rtol=0, atol=0)
+
+
+def test_sampler_monitor_passes_over_epochs_that_do_not_sample():
+    # A mixture's clustering stage records its consistency loss, not the sampler's values.
+    monitor = SamplerMonitor()
+    monitor.on_train_begin(None)
+    stub = _HistoryStub([-41.0, -60.0])
+    stub.history.append({"epoch": 3, "consistency": 0.2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.on_epoch_end(stub)
+    assert not caught
+
+
+def test_mixture_means_seeding_after_a_chosen_epoch():
+    X = _blobs(23)
+    choose, recorder = _FixedSeeds(), _EpochEndRecorder(X)
+    seeding = MixtureMeansSeeding(choose, after_epoch=2)
+    net = _mixture_net(23, 3, [("seeding", seeding), ("rec", recorder)])
+
+    net.fit(X, None)
+
+    assert len(choose.calls) == 1
+    np.testing.assert_allclose(choose.calls[0], recorder.codes[1], rtol=1e-6)
+    expected = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+    assert not torch.allclose(recorder.means[0], expected)
+    torch.testing.assert_close(recorder.means[1], expected)

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import rel_entr, softmax
-from sklearn.cluster import kmeans_plusplus
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
 from sklearn_cebm import GMMCEBMClusterer
+from sklearn_cebm._clusterer import nearest_neighbour_rows
 
 from .conftest import CHEAP_SETTINGS
 
-SETTINGS = dict(CHEAP_SETTINGS, n_clusters=3)
+# One run of a short clustering stage: 10 updates are 3 epochs of the 150 blobs.
+SETTINGS = dict(CHEAP_SETTINGS, n_clusters=3, clustering_updates=10, n_init=1)
 
 
 @pytest.fixture
@@ -117,33 +119,88 @@ def test_gmmcebmclusterer_warm_start_moves_the_cluster_means(X):
 
 
 def _codes(clusterer, X):
-    """The codes ``t_1(x) / (-2 t_2(x))`` of X, on which k-means++ places the means."""
+    """The codes ``t_1(x) / (-2 t_2(x))`` of X, among which the means are placed."""
     return clusterer._inference(clusterer.net_.module_.bias_method("statistic_means"), X)
 
 
-def test_gmmcebmclusterer_kmeans_plusplus_seeds_the_means_on_the_codes_random_does_not(X):
-    # The seeding acts at the end of the first epoch; with max_iter=1 nothing trains after it.
-    settings = {**SETTINGS, "max_iter": 1}
-    other_X = np.random.default_rng(1).normal(size=X.shape)
+def test_gmmcebmclusterer_likelihood_stage_keeps_the_components_equal(X):
+    # One epoch of the two of likelihood training: the seeding has not happened yet.
+    clusterer = GMMCEBMClusterer(**SETTINGS, random_state=8).partial_fit(X)
+    assert clusterer.n_iter_ == 1
+    np.testing.assert_array_equal(clusterer.cluster_means_, clusterer.cluster_means_[[0, 0, 0]])
+    np.testing.assert_array_equal(clusterer.cluster_stds_, clusterer.cluster_stds_[[0, 0, 0]])
+    assert np.abs(clusterer.cluster_means_).max() > 0  # trained, not left at zero
+    np.testing.assert_allclose(clusterer.predict_proba(X), 1 / 3, rtol=1e-6)
 
+
+@pytest.mark.parametrize("init_params", ["k-means++", "k-means", "random"])
+def test_gmmcebmclusterer_places_the_means_among_the_codes(X, init_params):
+    # No clustering update: the means stay where the seeding put them, after max_iter epochs.
+    settings = {**SETTINGS, "clustering_updates": 0, "init_params": init_params}
     seeded = GMMCEBMClusterer(**settings, random_state=8).fit(X)
-    expected, _ = kmeans_plusplus(_codes(seeded, X), 3, random_state=8)
-    np.testing.assert_allclose(seeded.cluster_means_, expected, rtol=1e-6)
-    assert np.all(np.bincount(seeded.labels_, minlength=3) > 0)
-    seeded_elsewhere = GMMCEBMClusterer(**settings, random_state=8).fit(other_X)
-    assert np.abs(seeded.cluster_means_ - seeded_elsewhere.cluster_means_).max() > 0.1
+    assert seeded.n_iter_ == SETTINGS["max_iter"]
+    codes = _codes(seeded, X)
+    if init_params == "k-means++":
+        expected, _ = kmeans_plusplus(codes, 3, random_state=8)
+    elif init_params == "k-means":
+        expected = KMeans(3, n_init=1, random_state=8).fit(codes).cluster_centers_
+    else:
+        rows = [
+            np.flatnonzero(np.all(np.isclose(codes, mean, rtol=1e-6), axis=1))
+            for mean in seeded.cluster_means_
+        ]
+        assert all(len(r) >= 1 for r in rows) and len({r[0] for r in rows}) == 3
+        expected = codes[[r[0] for r in rows]]
+    np.testing.assert_allclose(seeded.cluster_means_, expected, rtol=1e-5, atol=1e-6)
+    other_X = np.random.default_rng(1).normal(size=X.shape)
+    elsewhere = GMMCEBMClusterer(**settings, random_state=8).fit(other_X)
+    assert np.abs(seeded.cluster_means_ - elsewhere.cluster_means_).max() > 0.1
 
-    # 'random' keeps the N(0, 1) draw of the seed, whatever the data: one epoch's Adam
-    # steps (learning_rate 1e-3) move it by under 1e-2, and it lies far from the codes,
-    # which span a few tenths.
-    drawn = GMMCEBMClusterer(**settings, init_params="random", random_state=8).fit(X)
-    drawn_elsewhere = GMMCEBMClusterer(**settings, init_params="random", random_state=8)
-    drawn_elsewhere.fit(other_X)
-    assert drawn.n_iter_ == 1
-    np.testing.assert_allclose(drawn.cluster_means_, drawn_elsewhere.cluster_means_, atol=1e-2)
-    codes = _codes(drawn, X)
-    distances = np.linalg.norm(drawn.cluster_means_[:, None] - codes[None], axis=-1)
-    assert distances.min() > 0.3
+
+def test_gmmcebmclusterer_clustering_stage_follows_the_likelihood_stage(X):
+    settings = {**SETTINGS, "clustering_updates": 12, "clustering_learning_rate": 5e-4}
+    clusterer = GMMCEBMClusterer(**settings, random_state=3).fit(X)
+    # 150 samples in batches of 32 are 5 updates an epoch: 12 updates take 3 epochs.
+    assert clusterer.n_iter_ == SETTINGS["max_iter"] + 3
+    history = clusterer.history_
+    likelihood, clustering = history[: SETTINGS["max_iter"]], history[SETTINGS["max_iter"] :]
+    assert all("energy_gap" in epoch and "consistency" not in epoch for epoch in likelihood)
+    assert all("consistency" in epoch and "energy_gap" not in epoch for epoch in clustering)
+    groups = clusterer.net_.optimizer_.param_groups
+    assert all(group["lr"] == 5e-4 for group in groups)
+
+
+def test_nearest_neighbour_rows_leave_each_sample_out():
+    X = np.array([[0.0], [0.0], [1.0], [5.0], [5.5]])  # the first two are duplicates
+    rows = nearest_neighbour_rows(X, 2)
+    assert rows.shape == (5, 2) and rows.dtype == np.int64
+    assert np.all(rows != np.arange(5)[:, None])
+    np.testing.assert_array_equal(rows[0], [1, 2])
+    np.testing.assert_array_equal(rows[3], [4, 2])
+    assert nearest_neighbour_rows(X, 10).shape == (5, 4)  # no more than the other rows
+    np.testing.assert_array_equal(nearest_neighbour_rows(X[:1], 3), [[0]])
+
+
+def test_gmmcebmclusterer_neighbour_agreement_is_the_share_of_pairs_in_one_cluster(X):
+    clusterer = GMMCEBMClusterer(**SETTINGS, n_neighbors=4, random_state=4).fit(X)
+    X_unit = clusterer._inference(lambda x: x, X)
+    rows = nearest_neighbour_rows(X_unit, 4)
+    labels = clusterer.labels_
+    expected = np.mean(labels[rows] == labels[:, None])
+    assert clusterer.neighbour_agreement_ == pytest.approx(expected)
+
+
+def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbours(X):
+    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5}
+    best = GMMCEBMClusterer(**{**settings, "n_init": 3}, random_state=11).fit(X)
+    seeds = np.random.RandomState(11).randint(np.iinfo(np.int32).max, size=3)
+    runs = [GMMCEBMClusterer(**settings, random_state=int(seed)).fit(X) for seed in seeds]
+    keys = [(len(np.unique(run.labels_)), run.neighbour_agreement_) for run in runs]
+    winner = runs[keys.index(max(keys))]
+    np.testing.assert_array_equal(best.labels_, winner.labels_)
+    np.testing.assert_array_equal(best.cluster_means_, winner.cluster_means_)
+    assert best.neighbour_agreement_ == winner.neighbour_agreement_
+    assert best.random_state == 11 and best.n_init == 3
 
 
 def test_gmmcebmclusterer_learned_weights_stay_a_distribution(X):
@@ -194,20 +251,24 @@ def test_gmmcebmclusterer_failure_after_seeding_leaves_estimator_unchanged(X):
 @pytest.mark.parametrize("cluster_balance", [0.0, 2.0])
 def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(X, cluster_balance):
     # 0 leaves the paper's likelihood alone: the model has no regularizer to add.
-    settings = {**SETTINGS, "max_iter": 1, "cluster_balance": cluster_balance}
-    clusterer = GMMCEBMClusterer(**settings, init_params="random", random_state=10).fit(X)
+    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 0}
+    settings.update(cluster_balance=cluster_balance, init_params="random")
+    clusterer = GMMCEBMClusterer(**settings, random_state=10).fit(X)
     module = clusterer.net_.module_
     assert module.bias.cluster_balance == cluster_balance
     X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X), dtype=torch.float32)
-    penalty = module.regularizer(X_unit)
     if cluster_balance == 0:
-        assert penalty is None
+        assert module.regularizer(X_unit) is None
         return
-    # beta KL(q || pi), q the batch's mean responsibilities, from the estimator's own. The
-    # random means leave the clusters far from balanced (q about (0.59, 0.03, 0.38)), so the
-    # value is far from 0 and float32 rounding small beside it.
+    # beta KL(q || pi), q the batch's mean responsibilities, from the estimator's own. Two
+    # means moved far from every code leave the third nearly all samples, so the value is
+    # far from 0 and float32 rounding small beside it.
+    codes = _codes(clusterer, X)
+    module.bias.set_means(np.stack([codes[0], codes[0] + 50.0, codes[0] - 50.0]))
     usage = clusterer.predict_proba(X).mean(axis=0)
     expected = cluster_balance * rel_entr(usage, clusterer.weights_).sum()
+    assert expected > 0.05
+    penalty = module.regularizer(X_unit)
     assert penalty.item() == pytest.approx(expected, rel=1e-4)
 
 

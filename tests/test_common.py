@@ -6,6 +6,8 @@ scikit-learn tools around an estimator. What one estimator alone does is tested 
 ``tests/test_<its module>.py``.
 """
 
+import math
+
 import joblib
 import numpy as np
 import pytest
@@ -31,7 +33,10 @@ from sklearn_cebm import (
 from .conftest import CHEAP_SETTINGS
 
 # The clustering check asks for an adjusted Rand index above 0.4 on three blobs.
-CHEAP_SETTINGS_FOR_CLUSTERING = dict(CHEAP_SETTINGS, n_clusters=3, max_iter=3)
+# Two runs (n_init), each 2 epochs of likelihood and 10 updates of clustering.
+CHEAP_SETTINGS_FOR_CLUSTERING = dict(
+    CHEAP_SETTINGS, n_clusters=3, max_iter=2, clustering_updates=10, n_init=2
+)
 # The VAE has no sampler: the PCD settings do not apply to it.
 CHEAP_SETTINGS_FOR_VAE = {
     name: value for name, value in CHEAP_SETTINGS.items() if name in VAEEncoder().get_params()
@@ -210,8 +215,16 @@ def test_joblib_round_trip_keeps_outputs_and_training(estimator, X, tmp_path):
     restored = joblib.load(path)
     _assert_same_outputs(_outputs(restored, X), _outputs(fitted, X))
     np.testing.assert_equal(_fitted_values(restored), _fitted_values(fitted))
+    n_iter = fitted.n_iter_  # a fit's epochs: max_iter, and a clusterer's clustering epochs
     restored.set_params(warm_start=True).fit(X)
-    assert restored.n_iter_ == 2 * fitted.max_iter
+    assert restored.n_iter_ == 2 * n_iter
+
+
+def _fit_epochs(estimator, n_samples):
+    """Epochs of one fit as documented: ``max_iter``, and a clusterer's clustering stage,
+    ``clustering_updates`` rounded up to whole epochs."""
+    updates = estimator.get_params().get("clustering_updates", 0)
+    return estimator.max_iter + math.ceil(updates / math.ceil(n_samples / estimator.batch_size))
 
 
 # ----------------------------------------------------------------- determinism
@@ -241,7 +254,7 @@ def test_fit_and_sample_leave_the_global_generators_alone(estimator, X):
 def test_refit_without_warm_start_starts_over(estimator, X):
     first = _outputs(estimator.fit(X), X)
     _assert_same_outputs(_outputs(estimator.fit(X), X), first)
-    assert estimator.n_iter_ == len(estimator.history_) == estimator.max_iter
+    assert estimator.n_iter_ == len(estimator.history_) == _fit_epochs(estimator, len(X))
 
 
 # ----------------------------------------------------------------- bad input
@@ -312,7 +325,7 @@ def test_divergence_raises_and_leaves_the_estimator_unfitted(estimator, X):
 @_over(ESTIMATORS)
 def test_history_has_one_row_per_epoch(estimator, X):
     fitted = estimator.fit(X)
-    assert len(fitted.history_) == fitted.n_iter_ == fitted.max_iter
+    assert len(fitted.history_) == fitted.n_iter_ == _fit_epochs(fitted, len(X))
 
 
 @_over(ESTIMATORS)
@@ -320,7 +333,7 @@ def test_warm_start_continues_training(estimator, X):
     fitted = estimator.set_params(warm_start=True).fit(X)
     scores = fitted.score_samples(X)
     fitted.fit(X)
-    assert fitted.n_iter_ == len(fitted.history_) == 2 * fitted.max_iter
+    assert fitted.n_iter_ == len(fitted.history_) == 2 * _fit_epochs(fitted, len(X))
     assert not np.array_equal(scores, fitted.score_samples(X))
 
 

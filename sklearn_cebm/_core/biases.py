@@ -79,7 +79,9 @@ class GaussianMixtureBias(nn.Module):
     learn_weights : bool, default=False
         Learn the mixing weights ``pi`` (uniform and fixed otherwise).
     init_scale : float, default=1.0
-        Std of the random initial component means.
+        Std of the random initial component means. 0 makes every component N(0, 1): the
+        mixture is then a single Gaussian, whose components the likelihood cannot tell
+        apart, so they stay equal under training until :meth:`set_means` parts them.
     cluster_balance : float, default=0.0
         Weight of :meth:`regularizer`, the balance term added to the training loss; 0 leaves
         the paper's maximum-likelihood objective.
@@ -129,6 +131,10 @@ class GaussianMixtureBias(nn.Module):
     def responsibilities(self, statistics):
         """``p(y | x)``, shape ``(n, L)``; rows sum to one."""
         return torch.softmax(self.component_log_evidence(statistics), dim=-1)
+
+    def log_responsibilities(self, statistics):
+        """``log p(y | x)``, shape ``(n, L)``; finite where ``p(y | x)`` underflows."""
+        return torch.log_softmax(self.component_log_evidence(statistics), dim=-1)
 
     def joint_energy(self, statistics, y, z):
         """Joint energy ``E(x, y, z) = -<lambda_y + t(x), eta(z)> + B(lambda_y) - log pi_y``.
@@ -181,7 +187,10 @@ class GaussianMixtureBias(nn.Module):
         """
         if not self.cluster_balance:
             return None
-        log_responsibilities = torch.log_softmax(self.component_log_evidence(statistics), dim=-1)
+        return self.balance_penalty(self.log_responsibilities(statistics))
+
+    def balance_penalty(self, log_responsibilities):
+        """:meth:`regularizer` from a batch's ``log p(y | x)`` already computed."""
         divergence = cluster_balance_divergence(log_responsibilities, self.log_weights())
         return self.cluster_balance * divergence
 

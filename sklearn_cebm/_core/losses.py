@@ -1,4 +1,4 @@
-"""Training objectives for the marginal energy ``E(x)``, and a clustering regulariser."""
+"""Training objectives for the marginal energy ``E(x)``, and the clustering objectives."""
 
 import math
 
@@ -10,6 +10,7 @@ __all__ = [
     "DenoisingScoreMatchingLoss",
     "cluster_balance_divergence",
     "denoising_score_matching_loss",
+    "neighbour_consistency_loss",
     "scaled_energy_gradient",
 ]
 
@@ -145,3 +146,29 @@ def cluster_balance_divergence(log_responsibilities, log_weights):
     # An unused cluster (log q = -inf) contributes 0 log 0 = 0, not 0 * -inf = nan.
     log_marginal = log_marginal.clamp_min(torch.finfo(log_marginal.dtype).min)
     return (log_marginal.exp() * (log_marginal - log_weights)).sum()
+
+
+def neighbour_consistency_loss(log_responsibilities, neighbour_log_responsibilities):
+    """``-mean_n log sum_l p(l | x_n) p(l | x'_n)``: how often neighbours part ways.
+
+    The cluster assumption says that the class is constant on a connected region of high
+    density, so a sample ``x_n`` and its near neighbour ``x'_n`` should share a cluster.
+    ``sum_l p(l | x_n) p(l | x'_n)`` is the probability that independent draws of their
+    clusters agree; its negative log is zero when both are certain of the same cluster
+    and grows without bound when they are certain of different ones. This is the
+    consistency term of SCAN (Van Gansbeke et al., 2020, "SCAN: Learning to classify
+    images without labels"); alone it is minimised by putting every sample in one
+    cluster, which :func:`cluster_balance_divergence` counters.
+
+    Parameters
+    ----------
+    log_responsibilities, neighbour_log_responsibilities : torch.Tensor of shape (n, L)
+        ``log p(y | x_n)`` and ``log p(y | x'_n)``; each row's exponentials sum to one.
+
+    Returns
+    -------
+    torch.Tensor
+        A non-negative scalar (up to rounding).
+    """
+    agreement = torch.logsumexp(log_responsibilities + neighbour_log_responsibilities, dim=-1)
+    return -agreement.mean()

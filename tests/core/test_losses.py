@@ -11,6 +11,7 @@ from sklearn_cebm._core.losses import (
     DenoisingScoreMatchingLoss,
     cluster_balance_divergence,
     denoising_score_matching_loss,
+    neighbour_consistency_loss,
     scaled_energy_gradient,
 )
 
@@ -190,3 +191,32 @@ def test_score_matching_criterion_is_the_regression_of_the_scaled_score_on_the_n
     torch.testing.assert_close(scaled_gradient, sigma * a * (x + sigma * noise))
     torch.testing.assert_close(energies, energy(x + sigma * noise))
     assert DenoisingScoreMatchingLoss()(scaled_gradient, noise).item() == expected.item()
+
+
+def _log(probabilities):
+    return torch.tensor(probabilities, dtype=torch.float64).log()
+
+
+def test_neighbour_consistency_loss_matches_hand_computation():
+    # Pair 1 agrees with probability 0.5 * 0.25 + 0.5 * 0.75 = 0.5; pair 2 with
+    # 0.9 * 0.9 + 0.1 * 0.1 = 0.82.
+    anchors = _log([[0.5, 0.5], [0.9, 0.1]])
+    neighbours = _log([[0.25, 0.75], [0.9, 0.1]])
+    expected = -(math.log(0.5) + math.log(0.82)) / 2
+    assert neighbour_consistency_loss(anchors, neighbours).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n_clusters", [2, 5])
+def test_neighbour_consistency_loss_limits(n_clusters):
+    certain = torch.eye(n_clusters, dtype=torch.float64)
+    # Certain and agreeing: zero. Uniform: log L, whatever the neighbour says.
+    assert neighbour_consistency_loss(certain.log(), certain.log()).item() == 0.0
+    uniform = torch.full((n_clusters, n_clusters), 1.0 / n_clusters, dtype=torch.float64)
+    value = neighbour_consistency_loss(uniform.log(), certain.log()).item()
+    assert value == pytest.approx(math.log(n_clusters))
+    # Nearly certain of different clusters: large, and its gradient finite.
+    sure = _log([[1 - 1e-9, 1e-9]]).requires_grad_(True)
+    other = _log([[1e-9, 1 - 1e-9]])
+    loss = neighbour_consistency_loss(sure, other)
+    loss.backward()
+    assert loss.item() > 19 and torch.isfinite(sure.grad).all()

@@ -1,0 +1,117 @@
+"""Training a mixture bias to cluster: the likelihood first, then neighbour consistency.
+
+Knows torch and skorch, not scikit-learn. :class:`NeighbourClusteringMixin` adds a second
+stage to an energy net (:class:`~sklearn_cebm._training.PCDNet` or
+:class:`~sklearn_cebm._training.DSMNet`) whose module has a mixture bias
+(:class:`~sklearn_cebm._core.biases.GaussianMixtureBias`): the first
+``likelihood_epochs`` epochs train the energy by the net's own objective, and every later
+update trains the encoder and the mixture so that near neighbours share a cluster and
+the clusters are used evenly. The neighbours come with the data: the ``y`` given to
+``partial_fit`` holds, for each sample, the row indices of its nearest neighbours in the
+same call's ``X``.
+"""
+
+import torch
+from skorch.dataset import unpack_data
+
+from ._core.losses import neighbour_consistency_loss
+from ._training import DSMNet, PCDNet
+
+__all__ = ["ClusteringDSMNet", "ClusteringPCDNet", "NeighbourClusteringMixin"]
+
+
+class NeighbourClusteringMixin:
+    """The clustering stage of a mixture bias, added to an energy net.
+
+    From epoch ``likelihood_epochs + 1`` on, each update draws one of the listed
+    neighbours of every sample of the batch and descends
+    ``neighbour_consistency_loss(log p(y | x), log p(y | x')) + regularizer`` (the bias's
+    balance term, :meth:`GaussianMixtureBias.regularizer`) at the learning rate
+    ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. The
+    mean consistency loss per epoch is recorded in ``history`` as ``consistency``.
+
+    Parameters
+    ----------
+    likelihood_epochs : int
+        Epochs of the net's own objective before the clustering stage.
+    clustering_lr : float
+        Adam's step size in the clustering stage.
+    **kwargs
+        Passed to the energy net.
+    """
+
+    def __init__(self, *args, likelihood_epochs, clustering_lr, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.likelihood_epochs = likelihood_epochs
+        self.clustering_lr = clustering_lr
+
+    def in_clustering_stage(self):
+        """Whether the current epoch (the last in ``history``) is a clustering epoch."""
+        return len(self.history) > self.likelihood_epochs
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Keep the call's data, which the neighbour indices in ``y`` point into."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.neighbour_data_ = torch.as_tensor(X)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The net is pickled with the estimator: keep no reference to the data.
+        self.neighbour_data_ = None
+        super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start the epoch with the step size of its stage, and the clustering stage afresh."""
+        super().on_epoch_begin(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        if len(self.history) == self.likelihood_epochs + 1:
+            # A new objective: Adam's moment estimates of the likelihood's gradients would
+            # scale its first steps by the wrong magnitudes.
+            self.initialize_optimizer()
+        lr = self.clustering_lr if self.in_clustering_stage() else self.lr
+        for group in self.optimizer_.param_groups:
+            group["lr"] = lr
+
+    def train_step_single(self, batch, **fit_params):
+        """The net's own update in the likelihood stage; a clustering update after it."""
+        if not self.in_clustering_stage():
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        x, neighbours = unpack_data(batch)
+        neighbours = torch.as_tensor(neighbours).cpu()
+        # One neighbour per sample, drawn afresh at every update: over the epochs each
+        # sample is pulled towards all of its neighbours, at the cost of one forward pass.
+        pick = torch.randint(
+            neighbours.shape[1], (neighbours.shape[0],), generator=self.random_generator_
+        )
+        rows = neighbours[torch.arange(neighbours.shape[0]), pick]
+        x = x.to(self.device, torch.float32)
+        x_neighbour = self.neighbour_data_[rows].to(self.device, torch.float32)
+        bias = self.module_.bias
+        log_responsibilities = bias.log_responsibilities(self.module_.sufficient_statistics(x))
+        neighbour_log_responsibilities = bias.log_responsibilities(
+            self.module_.sufficient_statistics(x_neighbour)
+        )
+        consistency = neighbour_consistency_loss(
+            log_responsibilities, neighbour_log_responsibilities
+        )
+        loss = consistency
+        if bias.cluster_balance:
+            loss = loss + bias.balance_penalty(log_responsibilities)
+        if not torch.isfinite(loss):
+            raise self.diverged("non-finite clustering loss")
+        loss.backward()
+        self.history.record_batch("consistency", consistency.item())
+        return {"loss": loss, "y_pred": log_responsibilities}
+
+
+class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):
+    """A :class:`~sklearn_cebm._training.PCDNet` followed by the clustering stage."""
+
+    recorded = (*PCDNet.recorded, "consistency")
+
+
+class ClusteringDSMNet(NeighbourClusteringMixin, DSMNet):
+    """A :class:`~sklearn_cebm._training.DSMNet` followed by the clustering stage."""
+
+    recorded = (*DSMNet.recorded, "consistency")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_cebm import CEBMEncoder, SamplerWarning
+from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, GMMVAEClusterer, SamplerWarning
 
 from .conftest import CHEAP_SETTINGS
 
@@ -198,3 +198,69 @@ def test_chain_init_digits_reports_both_starts_for_every_estimator(tmp_path):
     ]
     assert rows[-1][3] == "-"  # the outlier detector has no codes to score
     assert output.read_text() == "\n".join(lines) + "\n"
+
+
+# Small enough that each neural method fits 120 rows in about a second; each estimator
+# takes the names among its parameters.
+TINY_CLUSTERING = dict(
+    max_iter=1,
+    hidden_layer_sizes=(16,),
+    n_components=4,
+    batch_size=32,
+    sgld_steps=3,
+    buffer_size=64,
+    clustering_updates=5,
+    n_init=1,
+    warmup_iter=1,
+)
+
+
+def _tiny_settings(estimator, prefix=""):
+    names = estimator().get_params()
+    return {prefix + name: value for name, value in TINY_CLUSTERING.items() if name in names}
+
+
+def test_clustering_scores_every_method_on_training_and_test_rows(tmp_path):
+    module = _load_script("clustering")
+    settings = {
+        "KMeans (pixels)": {"n_init": 1},
+        "KMeans (CEBMEncoder codes)": {
+            "kmeans__n_init": 1,
+            **_tiny_settings(CEBMEncoder, prefix="encoder__"),
+        },
+        "GMMCEBMClusterer": _tiny_settings(GMMCEBMClusterer),
+        "GMMVAEClusterer": _tiny_settings(GMMVAEClusterer),
+    }
+    output, rows_path = tmp_path / "clustering.md", tmp_path / "clustering.json"
+    argv = "--data synthetic --n-train 120 --n-test 60 --seeds 0 --set max_iter=2".split()
+    argv += ["--output", str(output), "--json", str(rows_path)]
+    with warnings.catch_warnings():  # plumbing only, as above
+        warnings.simplefilter("ignore", SamplerWarning)
+        rows = module.main(argv, settings=settings)
+
+    markdown = output.read_text()
+    assert markdown.count("\n## synthetic, ") == 2  # the training and the test rows
+    for method in module.METHOD_NAMES:
+        assert markdown.count(f"\n| {method} | ") == 2, method
+    gmm_cebm_settings = next(
+        line for line in markdown.splitlines() if "- GMMCEBMClusterer: " in line
+    )
+    assert "max_iter=2" in gmm_cebm_settings  # --set wins over the settings passed to main
+    document = json.loads(rows_path.read_text())
+    assert document["rows"] == rows and len(rows) == 2 * len(module.METHOD_NAMES)
+    assert {(row["method"], row["scored_on"]) for row in rows} == {
+        (method, split) for method in module.METHOD_NAMES for split in ("train", "test")
+    }
+    for row in rows:
+        assert np.isfinite(row["nmi"]) and 0 <= row["nmi"] <= 1, row
+        assert 0 <= row["accuracy"] <= 1 and 1 <= row["clusters_used"] <= 10, row
+    agreement = {row["method"]: row["neighbour_agreement"] for row in rows}
+    assert agreement["GMMCEBMClusterer"] is not None and agreement["KMeans (pixels)"] is None
+
+
+def test_clustering_matched_accuracy_matches_clusters_to_classes_one_to_one():
+    module = _load_script("clustering")
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert module.matched_accuracy(y, np.array([5, 5, 3, 3, 4, 4])) == 1.0
+    # Three clusters over two classes: the third cluster's row cannot be matched.
+    assert module.matched_accuracy(y[:4], np.array([1, 1, 0, 2])) == 0.75

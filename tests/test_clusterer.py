@@ -234,18 +234,21 @@ def test_gmmcebmclusterer_sample_rejects_bad_arguments(fitted, kwargs, message):
         fitted.sample(2, **kwargs)
 
 
-class _FailOnSecondEpoch(Callback):
+class _FailInTheClusteringStage(Callback):
     def on_epoch_end(self, net, **kwargs):
-        if len(net.history) == 2:
-            raise RuntimeError("stop at epoch 2")
+        if len(net.history) == SETTINGS["max_iter"] + 1:
+            raise RuntimeError("stop in the clustering stage")
 
 
 def test_gmmcebmclusterer_failure_after_seeding_leaves_estimator_unchanged(X):
-    # With k-means++ the fit has two phases; a failure in the second undoes the first.
-    clusterer = GMMCEBMClusterer(**SETTINGS, callbacks=[_FailOnSecondEpoch()], random_state=0)
-    with pytest.raises(RuntimeError, match="epoch 2"):
+    # The fit has two stages and a placement of the means; a failure in the second stage
+    # undoes all of it.
+    callbacks = [_FailInTheClusteringStage()]
+    clusterer = GMMCEBMClusterer(**SETTINGS, callbacks=callbacks, random_state=0)
+    with pytest.raises(RuntimeError, match="clustering stage"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_") and not hasattr(clusterer, "n_features_in_")
+    assert not hasattr(clusterer, "_training_neighbours")
 
 
 @pytest.mark.parametrize("cluster_balance", [0.0, 2.0])

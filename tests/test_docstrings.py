@@ -9,12 +9,20 @@ from sklearn_cebm import (
     CEBMEncoder,
     CEBMOutlierDetector,
     GMMCEBMClusterer,
+    GMMVAEClusterer,
     IGEBMEncoder,
     VAEEncoder,
 )
 from sklearn_cebm._docstrings import PARAMETER_DOCS, fill_docstring, parse_entries
 
-ESTIMATORS = [CEBMEncoder, CEBMOutlierDetector, GMMCEBMClusterer, IGEBMEncoder, VAEEncoder]
+ESTIMATORS = [
+    CEBMEncoder,
+    CEBMOutlierDetector,
+    GMMCEBMClusterer,
+    GMMVAEClusterer,
+    IGEBMEncoder,
+    VAEEncoder,
+]
 
 
 def _signature_parameters(estimator):

@@ -113,8 +113,9 @@ class MixtureMeansSeeding(Callback):
     density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
     ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so seeds chosen
     among the codes of the training data, once the encoder has trained,
-    give every component a share of the data. It acts once in a net's life: at the end of
-    the net's epoch ``after_epoch``.
+    give every component a share of the data. The component stds are then matched to the
+    codes nearest each mean (:meth:`GaussianMixtureBias.place_components`). It acts once
+    in a net's life: at the end of the net's epoch ``after_epoch``.
 
     Parameters
     ----------
@@ -138,17 +139,16 @@ class MixtureMeansSeeding(Callback):
             return
         module = net.module_
         module.eval()
-        codes = map_batches(
-            module.bias_method("statistic_means"),
+        codes, code_variances = map_batches(
+            module.bias_method("statistic_means_variances"),
             self.training_data_,
             INFERENCE_BATCH_SIZE,
             torch.device(net.device),
         )
-        codes = codes.numpy().astype(np.float64)
         means = module.bias.means.detach().cpu().numpy().copy()
         n_seeds = min(len(means), len(codes))
-        means[:n_seeds] = self.choose_seeds(codes, n_seeds)
-        module.bias.set_means(means)
+        means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)
+        module.bias.place_components(means, codes, code_variances)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # The net is pickled with its callbacks: keep no reference to the data.

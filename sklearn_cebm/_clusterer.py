@@ -168,7 +168,13 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     **Seeding.** The evidence of component l is, up to a factor that does not depend on l,
     the density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
     ``c(x) = t_1(x) / (-2 t_2(x))``, so the means are placed among the codes ``c(x)`` of
-    the training data (k-means++ seeding by default).
+    the training data (k-means++ seeding by default), and each component's stds are
+    matched to the spread of the codes nearest its mean, less the factors' own variance
+    ``s(x)**2 = -1 / (2 t_2(x))``: one M-step of a Gaussian mixture on the codes. Left at
+    the single Gaussian's stds, the components were far narrower than the clusters of
+    Fashion-MNIST's codes (log-evidence gaps of hundreds between components), ``p(y | x)``
+    started saturated and the balance term, without gradient, let clusters empty (a
+    5,000-image subset: 6 of 10 clusters used without the matching, 8-9 with it).
 
     **The clustering stage** rests on the cluster assumption: the class is constant on a
     connected region of high density, so near neighbours should share a cluster. Each
@@ -230,7 +236,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         n_clusters=10,
         n_components=128,
         learn_weights=False,
-        n_neighbors=20,
+        n_neighbors=10,
         cluster_balance=5.0,
         clustering_updates=2000,
         clustering_learning_rate=3e-4,

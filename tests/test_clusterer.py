@@ -166,6 +166,7 @@ def test_gmmcebmclusterer_clustering_stage_follows_the_likelihood_stage(X):
     likelihood, clustering = history[: SETTINGS["max_iter"]], history[SETTINGS["max_iter"] :]
     assert all("energy_gap" in epoch and "consistency" not in epoch for epoch in likelihood)
     assert all("consistency" in epoch and "energy_gap" not in epoch for epoch in clustering)
+    assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)
     groups = clusterer.net_.optimizer_.param_groups
     assert all(group["lr"] == 5e-4 for group in groups)
 

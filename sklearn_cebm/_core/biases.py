@@ -211,6 +211,46 @@ class GaussianMixtureBias(nn.Module):
         """
         return natural_to_mean_std(*statistics)[0]
 
+    def statistic_means_variances(self, statistics):
+        """:meth:`statistic_means` and the factor's variances ``-1 / (2 t_2(x))``, each (n, K)."""
+        mean, std = natural_to_mean_std(*statistics)
+        return mean, std**2
+
+    def place_components(self, means, codes, code_variances, relative_floor=1e-3):
+        """Put the means at ``means`` and match each component's variances to its codes.
+
+        Component l's evidence is, up to a factor free of l, the density of
+        ``N(mu_l, sigma_l**2 + s(x)**2)`` at the code ``c(x)`` (:meth:`statistic_means`),
+        with ``s(x)**2`` the factor's variance. The codes nearest ``mu_l`` are thus
+        matched in moments by ``sigma_l**2 = var(c) - mean(s**2)`` over them, per latent
+        dimension: one M-step of a Gaussian mixture on the codes, given their nearest
+        means. Without it the stds stay those of the single Gaussian the likelihood fitted,
+        which may be far narrower than the clusters, so that ``p(y | x)`` starts saturated
+        and the balance term has no gradient. The variances are floored at
+        ``relative_floor`` times the codes' mean variance per dimension; a component
+        nearest to fewer than two codes keeps its stds.
+
+        Parameters
+        ----------
+        means : array-like of shape (L, K)
+        codes, code_variances : torch.Tensor of shape (n, K)
+            ``c(x)`` and ``s(x)**2`` of the data (:meth:`statistic_means_variances`).
+        relative_floor : float, default=1e-3
+        """
+        self.set_means(means)
+        with torch.no_grad():
+            codes = codes.to(self.means.device, self.means.dtype)
+            code_variances = code_variances.to(self.means.device, self.means.dtype)
+            nearest = torch.cdist(codes, self.means).argmin(dim=1)
+            floor = relative_floor * codes.var(dim=0, unbiased=False).mean()
+            for component in range(self.means.shape[0]):
+                members = nearest == component
+                if members.sum() < 2:
+                    continue
+                spread = codes[members].var(dim=0, unbiased=False)
+                variance = (spread - code_variances[members].mean(dim=0)).clamp_min(floor)
+                self.log_stds[component] = 0.5 * variance.log()
+
     def set_means(self, means):
         """Overwrite the component means with ``means`` of shape ``(L, K)``."""
         with torch.no_grad():

@@ -168,3 +168,32 @@ def test_model_regularizer_comes_from_the_bias():
     model = _model(mixture, seed=24).double()
     expected = mixture.regularizer(model.sufficient_statistics(x))
     torch.testing.assert_close(model.regularizer(x), expected)
+
+
+def test_gmm_place_components_matches_the_nearest_codes_moments():
+    generator = torch.Generator().manual_seed(3)
+    bias = GaussianMixtureBias(2, 3)
+    # Two groups of codes around (0, 0) and (30, 30) with per-dimension spreads (2, 3) and
+    # (1, 1.5), each code's factor of variance 0.25; one mean far from every code.
+    spread = torch.tensor([[2.0, 3.0], [1.0, 1.5]])
+    centres = torch.tensor([[0.0, 0.0], [30.0, 30.0]])
+    noise = torch.randn(2, 4000, 2, generator=generator, dtype=torch.float64)
+    codes = (centres[:, None] + spread[:, None] * noise).reshape(-1, 2)
+    variances = torch.full_like(codes, 0.25)
+
+    means = [[0.5, 0.5], [29.5, 29.5], [100.0, -100.0]]
+    bias.place_components(means, codes, variances)
+
+    torch.testing.assert_close(bias.means, torch.tensor(means))
+    expected = (codes.reshape(2, 4000, 2).var(dim=1, unbiased=False) - 0.25).sqrt().float()
+    torch.testing.assert_close(bias.component_stds()[:2], expected, rtol=1e-5, atol=1e-6)
+    # The far component has no codes: it keeps its std of 1.
+    torch.testing.assert_close(bias.component_stds()[2], torch.ones(2))
+
+
+def test_gmm_place_components_floors_variances_the_factors_explain():
+    bias = GaussianMixtureBias(1, 1)
+    codes = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    # Spread 1.25 but factor variance 4: the codes' scatter is all the factors' own.
+    bias.place_components([[1.5]], codes, torch.full_like(codes, 4.0), relative_floor=0.1)
+    assert bias.component_stds().item() == pytest.approx((0.1 * 1.25) ** 0.5)

@@ -211,7 +211,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     >>> from sklearn_cebm import GMMCEBMClusterer
     >>> X, _ = load_digits(return_X_y=True)
     >>> clusterer = GMMCEBMClusterer(
-    ...     n_clusters=10, n_components=8, max_iter=2, sgld_steps=5, random_state=0
+    ...     n_clusters=10, n_components=8, max_iter=2, clustering_updates=20, n_init=1,
+    ...     random_state=0,
     ... )
     >>> labels = clusterer.fit_predict(X[:200])
     >>> labels.shape, clusterer.predict_proba(X[:3]).shape

@@ -216,7 +216,7 @@ class GaussianMixtureBias(nn.Module):
         mean, std = natural_to_mean_std(*statistics)
         return mean, std**2
 
-    def place_components(self, means, codes, code_variances, relative_floor=1e-3):
+    def place_components(self, means, codes, code_variances, relative_floor=0.1):
         """Put the means at ``means`` and match each component's variances to its codes.
 
         Component l's evidence is, up to a factor free of l, the density of
@@ -227,22 +227,25 @@ class GaussianMixtureBias(nn.Module):
         means. Without it the stds stay those of the single Gaussian the likelihood fitted,
         which may be far narrower than the clusters, so that ``p(y | x)`` starts saturated
         and the balance term has no gradient. The variances are floored at
-        ``relative_floor`` times the codes' mean variance per dimension; a component
-        nearest to fewer than two codes keeps its stds.
+        ``relative_floor`` times the factors' mean variance ``s**2`` over the codes: a
+        component far narrower than the factors changes no evidence, only makes
+        ``lambda_2 = -1 / (2 sigma**2)`` large, and the energy then loses its float32
+        digits to the cancellation of ``B(lambda + t) - B(lambda)``. A component nearest to
+        fewer than two codes keeps its stds.
 
         Parameters
         ----------
         means : array-like of shape (L, K)
         codes, code_variances : torch.Tensor of shape (n, K)
             ``c(x)`` and ``s(x)**2`` of the data (:meth:`statistic_means_variances`).
-        relative_floor : float, default=1e-3
+        relative_floor : float, default=0.1
         """
         self.set_means(means)
         with torch.no_grad():
             codes = codes.to(self.means.device, self.means.dtype)
             code_variances = code_variances.to(self.means.device, self.means.dtype)
             nearest = torch.cdist(codes, self.means).argmin(dim=1)
-            floor = relative_floor * codes.var(dim=0, unbiased=False).mean()
+            floor = relative_floor * code_variances.mean()
             for component in range(self.means.shape[0]):
                 members = nearest == component
                 if members.sum() < 2:

@@ -196,4 +196,4 @@ def test_gmm_place_components_floors_variances_the_factors_explain():
     codes = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
     # Spread 1.25 but factor variance 4: the codes' scatter is all the factors' own.
     bias.place_components([[1.5]], codes, torch.full_like(codes, 4.0), relative_floor=0.1)
-    assert bias.component_stds().item() == pytest.approx((0.1 * 1.25) ** 0.5)
+    assert bias.component_stds().item() == pytest.approx((0.1 * 4.0) ** 0.5)

@@ -115,6 +115,6 @@ fig.tight_layout()
 # NMI 0.87, ARI 0.84, with all ten clusters used and 95% of the pairs of nearest
 # neighbours in one cluster. That is one seed; over seeds a single run varies (NMI about
 # 0.77 to 0.89 in development runs), which is why ``fit`` keeps the best of ``n_init=3``
-# runs by their neighbour agreement. ``benchmarks/results/clustering.md`` has the defaults over three
-# seeds beside k-means, a Gaussian mixture, k-means on ``CEBMEncoder``'s codes and the
-# GMM-VAE.
+# runs by their neighbour agreement. ``benchmarks/results/clustering.md`` has the
+# defaults over three seeds beside k-means, a Gaussian mixture, k-means on
+# ``CEBMEncoder``'s codes and the GMM-VAE.

@@ -16,12 +16,9 @@ from .exponential_family import (
     posterior_natural_params,
 )
 from .losses import cluster_balance_divergence
+from .mixture import MixtureParameters
 
 __all__ = ["GaussianMixtureBias", "SphericalGaussianBias"]
-
-# exp(2 * 7) keeps 1 / (2 std**2) far from float32 overflow and underflow, so lambda_2 stays
-# finite and strictly negative whatever the optimiser does to the log-stds.
-_LOG_STD_LIMIT = 7.0
 
 
 class SphericalGaussianBias(nn.Module):
@@ -63,7 +60,7 @@ class SphericalGaussianBias(nn.Module):
         """Nothing to reset: the bias is fixed."""
 
 
-class GaussianMixtureBias(nn.Module):
+class GaussianMixtureBias(MixtureParameters):
     """A mixture of L spherical Gaussians over z with learned means and stds (Sec. 5, item 2).
 
     The energy sums the L conjugate evidences with a log-sum-exp,
@@ -90,27 +87,8 @@ class GaussianMixtureBias(nn.Module):
     def __init__(
         self, n_components, n_clusters, learn_weights=False, init_scale=1.0, cluster_balance=0.0
     ):
-        super().__init__()
-        self.init_scale = init_scale
+        super().__init__(n_components, n_clusters, learn_weights, init_scale)
         self.cluster_balance = cluster_balance
-        self.means = nn.Parameter(torch.zeros(n_clusters, n_components))
-        self.log_stds = nn.Parameter(torch.zeros(n_clusters, n_components))
-        self.weight_logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=learn_weights)
-
-    def reset_parameters(self, generator=None):
-        """Draw the component means from N(0, init_scale**2); stds 1; uniform weights."""
-        with torch.no_grad():
-            self.means.normal_(0.0, self.init_scale, generator=generator)
-            self.log_stds.zero_()
-            self.weight_logits.zero_()
-
-    def component_stds(self):
-        """Component stds, shape ``(L, K)``, kept in a range where lambda_2 stays finite."""
-        return torch.exp(self.log_stds.clamp(-_LOG_STD_LIMIT, _LOG_STD_LIMIT))
-
-    def log_weights(self):
-        """Log mixing weights ``log pi``, shape ``(L,)``."""
-        return torch.log_softmax(self.weight_logits, dim=0)
 
     def natural_params(self):
         """Natural parameters ``(lambda_1, lambda_2)`` of every component, each ``(L, K)``."""
@@ -194,10 +172,6 @@ class GaussianMixtureBias(nn.Module):
         divergence = cluster_balance_divergence(log_responsibilities, self.log_weights())
         return self.cluster_balance * divergence
 
-    def mixing_weights(self):
-        """Mixing weights ``pi``, shape ``(L,)``; they sum to one."""
-        return torch.softmax(self.weight_logits, dim=0)
-
     def statistic_means(self, statistics):
         """Centre ``t_1(x) / (-2 t_2(x))`` of the factor ``exp(<t(x), eta(z)>)``, shape ``(n, K)``.
 
@@ -253,8 +227,3 @@ class GaussianMixtureBias(nn.Module):
                 spread = codes[members].var(dim=0, unbiased=False)
                 variance = (spread - code_variances[members].mean(dim=0)).clamp_min(floor)
                 self.log_stds[component] = 0.5 * variance.log()
-
-    def set_means(self, means):
-        """Overwrite the component means with ``means`` of shape ``(L, K)``."""
-        with torch.no_grad():
-            self.means.copy_(torch.as_tensor(means, dtype=self.means.dtype))

@@ -9,13 +9,10 @@ every term of the ELBO but the reconstruction is in closed form (see
 import math
 
 import torch
-from torch import nn
+
+from .mixture import MixtureParameters
 
 __all__ = ["MixtureOfGaussiansPrior", "gaussian_entropy"]
-
-# Component stds between exp(-7) and exp(7): wide enough for any scaled data's codes, and
-# never a point mass that would send the ELBO to infinity.
-_LOG_STD_LIMIT = 7.0
 
 
 def gaussian_entropy(std):
@@ -32,7 +29,7 @@ def gaussian_entropy(std):
     return (torch.log(std) + 0.5 * math.log(2 * math.pi * math.e)).sum(dim=-1)
 
 
-class MixtureOfGaussiansPrior(nn.Module):
+class MixtureOfGaussiansPrior(MixtureParameters):
     """``p(y, z) = pi_y N(z; mu_y, diag(sigma_y**2))`` with learned means and stds.
 
     Parameters
@@ -50,31 +47,8 @@ class MixtureOfGaussiansPrior(nn.Module):
     """
 
     def __init__(self, n_latent, n_clusters, learn_weights=False, init_scale=1.0):
-        super().__init__()
+        super().__init__(n_latent, n_clusters, learn_weights, init_scale)
         self.n_latent = int(n_latent)
-        self.init_scale = init_scale
-        self.means = nn.Parameter(torch.zeros(n_clusters, n_latent))
-        self.log_stds = nn.Parameter(torch.zeros(n_clusters, n_latent))
-        self.weight_logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=learn_weights)
-
-    def reset_parameters(self, generator=None):
-        """Draw the means from N(0, init_scale**2); stds 1; uniform weights."""
-        with torch.no_grad():
-            self.means.normal_(0.0, self.init_scale, generator=generator)
-            self.log_stds.zero_()
-            self.weight_logits.zero_()
-
-    def component_stds(self):
-        """Component stds ``sigma``, shape ``(L, K)``."""
-        return torch.exp(self.log_stds.clamp(-_LOG_STD_LIMIT, _LOG_STD_LIMIT))
-
-    def log_weights(self):
-        """Log mixing weights ``log pi``, shape ``(L,)``."""
-        return torch.log_softmax(self.weight_logits, dim=0)
-
-    def mixing_weights(self):
-        """Mixing weights ``pi``, shape ``(L,)``; they sum to one."""
-        return torch.softmax(self.weight_logits, dim=0)
 
     def expected_log_joint(self, mean, std):
         """``log pi_y + E_q(z|x)[log N(z; mu_y, sigma_y**2)]`` per row and component, ``(n, L)``.
@@ -154,8 +128,8 @@ class MixtureOfGaussiansPrior(nn.Module):
         ``stds`` is ``(L, K)``, ``weights`` ``(L,)``. Weights are set only when they are
         learned: fixed weights stay uniform.
         """
+        self.set_means(means)
         with torch.no_grad():
-            self.means.copy_(torch.as_tensor(means, dtype=self.means.dtype))
             if stds is not None:
                 stds = torch.as_tensor(stds, dtype=self.log_stds.dtype)
                 self.log_stds.copy_(torch.log(stds))

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import ClusterMixin, _fit_context, clone
-from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -19,14 +19,13 @@ from ._core.biases import GaussianMixtureBias
 from ._core.model import ComponentEnergy
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
+from ._mixture_clustering import kmeans_plusplus_seeds, mixture_attributes
 
 __all__ = ["GMMCEBMClusterer"]
 
 
-def _kmeans_plusplus_seeds(codes, n_seeds, random_state):
-    """k-means++ seeds among ``codes``; module-level, so that the net pickles with it."""
-    seeds, _ = kmeans_plusplus(codes, n_seeds, random_state=check_random_state(random_state))
-    return seeds
+# Nets pickled by earlier versions hold their seeding function under this name.
+_kmeans_plusplus_seeds = kmeans_plusplus_seeds
 
 
 def _kmeans_centres(codes, n_seeds, random_state):
@@ -324,7 +323,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     def _training_callbacks(self):
         seeds = {
             "k-means": _kmeans_centres,
-            "k-means++": _kmeans_plusplus_seeds,
+            "k-means++": kmeans_plusplus_seeds,
             "random": _random_seeds,
         }[self.init_params]
         choose = functools.partial(seeds, random_state=self.random_state)
@@ -335,10 +334,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.labels_ = self.predict(X)
         rows = self.__dict__.pop("_training_neighbours")
         self.neighbour_agreement_ = float(np.mean(self.labels_[rows] == self.labels_[:, None]))
-        bias = self._module().bias
-        self.cluster_means_ = bias.means.detach().cpu().numpy().astype(np.float64)
-        self.cluster_stds_ = bias.component_stds().detach().cpu().numpy().astype(np.float64)
-        self.weights_ = bias.mixing_weights().detach().cpu().numpy().astype(np.float64)
+        self.__dict__.update(mixture_attributes(self._module().bias))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -6,16 +6,15 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClusterMixin
-from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import PosteriorTransformerMixin
 from ._core.mixture_prior import MixtureOfGaussiansPrior
 from ._docstrings import fill_docstring
+from ._mixture_clustering import kmeans_plusplus_seeds, mixture_attributes
 from ._vae import BaseVAE
 from ._vae_training import MixturePriorSeeding
 
@@ -40,8 +39,7 @@ def _gaussian_mixture_components(codes, n_clusters, random_state):
 
 def _kmeans_plusplus_components(codes, n_clusters, random_state):
     """k-means++ seeds among ``codes`` as the means; stds and weights kept."""
-    seeds, _ = kmeans_plusplus(codes, n_clusters, random_state=check_random_state(random_state))
-    return seeds, None, None
+    return kmeans_plusplus_seeds(codes, n_clusters, random_state), None, None
 
 
 _COMPONENT_CHOOSERS = {
@@ -263,10 +261,7 @@ class GMMVAEClusterer(PosteriorTransformerMixin, ClusterMixin, BaseVAE):
     def _on_fit_end(self, X):
         """Labels from a final pass over X, and the prior's components in numpy."""
         self.labels_ = self.predict(X)
-        prior = self._module().prior
-        self.cluster_means_ = prior.means.detach().cpu().numpy().astype(np.float64)
-        self.cluster_stds_ = prior.component_stds().detach().cpu().numpy().astype(np.float64)
-        self.weights_ = prior.mixing_weights().detach().cpu().numpy().astype(np.float64)
+        self.__dict__.update(mixture_attributes(self._module().prior))
 
     # ----------------------------------------------------------------- inference
     def predict_proba(self, X):

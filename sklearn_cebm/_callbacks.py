@@ -12,7 +12,7 @@ from skorch.callbacks import Callback
 
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 
-__all__ = ["MixtureMeansSeeding", "SamplerMonitor", "SamplerWarning"]
+__all__ = ["MixtureMeansSeeding", "PlacementAfterEpoch", "SamplerMonitor", "SamplerWarning"]
 
 # Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
 # hover near zero. A gap of this many energy units means the chains no longer follow the
@@ -106,7 +106,43 @@ class SamplerMonitor(Callback):
             warnings.warn(message, SamplerWarning, stacklevel=2)
 
 
-class MixtureMeansSeeding(Callback):
+class PlacementAfterEpoch(Callback):
+    """Once in a net's life, at the end of epoch ``after_epoch``, act on the training data.
+
+    Keeps the first training call's X from the start of training, puts the module in
+    evaluation mode and hands both to :meth:`place` at the end of that epoch, and drops X
+    when training ends, so that the net pickles without it. The mixtures' placements
+    (:class:`MixtureMeansSeeding`, and the VAE's
+    :class:`~sklearn_cebm._vae_training.MixturePriorSeeding`) extend it.
+
+    Parameters
+    ----------
+    after_epoch : int, default=1
+        The epoch, counted from the net's first, at whose end :meth:`place` runs.
+    """
+
+    def __init__(self, after_epoch=1):
+        self.after_epoch = after_epoch
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.training_data_ = X
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) != self.after_epoch or self.training_data_ is None:
+            return
+        net.module_.eval()
+        self.place(net, self.training_data_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The net is pickled with its callbacks: keep no reference to the data.
+        self.training_data_ = None
+
+    def place(self, net, X):
+        """What to do with the trained ``net`` and its training data ``X``; subclasses say."""
+        raise NotImplementedError
+
+
+class MixtureMeansSeeding(PlacementAfterEpoch):
     """Place a mixture bias's component means on the data's codes after an epoch.
 
     The evidence of component ``l`` is, up to a factor that does not depend on ``l``, the
@@ -128,20 +164,15 @@ class MixtureMeansSeeding(Callback):
     """
 
     def __init__(self, choose_seeds, after_epoch=1):
+        super().__init__(after_epoch)
         self.choose_seeds = choose_seeds
-        self.after_epoch = after_epoch
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.training_data_ = X
-
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) != self.after_epoch or self.training_data_ is None:
-            return
+    def place(self, net, X):
+        """Seed the means among the codes of X and match the stds to them."""
         module = net.module_
-        module.eval()
         codes, code_variances = map_batches(
             module.bias_method("statistic_means_variances"),
-            self.training_data_,
+            X,
             INFERENCE_BATCH_SIZE,
             torch.device(net.device),
         )
@@ -149,7 +180,3 @@ class MixtureMeansSeeding(Callback):
         n_seeds = min(len(means), len(codes))
         means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)
         module.bias.place_components(means, codes, code_variances)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        # The net is pickled with its callbacks: keep no reference to the data.
-        self.training_data_ = None

@@ -9,9 +9,9 @@ its caller.
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
+from ._callbacks import PlacementAfterEpoch
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._training import SeededNet
 
@@ -82,12 +82,12 @@ class ELBONet(SeededNet):
         return map_batches(self.module_.decode, z, INFERENCE_BATCH_SIZE, torch.device(self.device))
 
 
-class MixturePriorSeeding(Callback):
+class MixturePriorSeeding(PlacementAfterEpoch):
     """Place a mixture prior's components on the training data's codes, once, after warm-up.
 
     VaDE (Jiang et al., 2017) fits a Gaussian mixture to the codes of a pretrained
     autoencoder and starts its prior there. Here the prior starts as L copies of N(0, I),
-    so the first ``epoch`` epochs train a plain VAE; at the end of that epoch the
+    so the first ``after_epoch`` epochs train a plain VAE; at the end of that epoch the
     posterior means of the training data are handed to ``choose_components``, and the
     prior's components are set to what it returns, the stds widened by the posterior's
     mean variance. It acts once in a net's life.
@@ -98,28 +98,20 @@ class MixturePriorSeeding(Callback):
         ``choose_components(codes, n_clusters) -> (means, stds, weights)`` given the float64
         posterior means ``(n, K)``: means ``(L, K)``, and stds ``(L, K)`` and weights
         ``(L,)`` or None to keep the prior's. Must be picklable, as the net is.
-    epoch : int
+    after_epoch : int
         The epoch after which to seed, counted from the net's first. With fewer training
         rows than components the prior is left as it is.
     """
 
-    def __init__(self, choose_components, epoch):
+    def __init__(self, choose_components, after_epoch):
+        super().__init__(after_epoch)
         self.choose_components = choose_components
-        self.epoch = epoch
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.training_data_ = X
-
-    def on_epoch_end(self, net, **kwargs):
-        if len(net.history) != self.epoch or self.training_data_ is None:
-            return
+    def place(self, net, X):
+        """Set the prior's components from the posterior means of X."""
         module = net.module_
-        module.eval()
         mean, std = map_batches(
-            module.posterior_mean_std,
-            self.training_data_,
-            INFERENCE_BATCH_SIZE,
-            torch.device(net.device),
+            module.posterior_mean_std, X, INFERENCE_BATCH_SIZE, torch.device(net.device)
         )
         prior = module.prior
         if len(mean) < len(prior.means):
@@ -137,7 +129,3 @@ class MixturePriorSeeding(Callback):
             # E_q[(z - mu)**2] / sigma**2 swamps the dimensions in use.
             stds = np.sqrt(np.asarray(stds) ** 2 + (std**2).mean(dim=0).numpy())
         prior.set_components(means, stds, weights)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        # The net is pickled with its callbacks: keep no reference to the data.
-        self.training_data_ = None

@@ -25,8 +25,8 @@ class NeighbourClusteringMixin:
 
     From epoch ``likelihood_epochs + 1`` on, each update draws one of the listed
     neighbours of every sample of the batch and descends
-    ``neighbour_consistency_loss(log p(y | x), log p(y | x')) + regularizer`` (the bias's
-    balance term, :meth:`GaussianMixtureBias.regularizer`) at the learning rate
+    ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's balance
+    term (:meth:`GaussianMixtureBias.balance_penalty`) at the learning rate
     ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. The
     mean consistency loss per epoch is recorded in ``history`` as ``consistency``.
 

@@ -172,13 +172,6 @@ class EnergyNet(SeededNet):
         self.sgld_step_size = sgld_step_size
         self.sgld_noise = sgld_noise
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The criterion's loss, plus the module's ``regularizer(X)`` where it has one."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        regularizer = getattr(self.module_, "regularizer", None)
-        penalty = None if regularizer is None or X is None else regularizer(X)
-        return loss if penalty is None else loss + penalty
-
     def _check_energies(self, **energies):
         for name, energy in energies.items():
             if not torch.isfinite(energy).all():

@@ -254,15 +254,20 @@ def test_gmmcebmclusterer_failure_after_seeding_leaves_estimator_unchanged(X):
 
 @pytest.mark.parametrize("cluster_balance", [0.0, 2.0])
 def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(X, cluster_balance):
-    # 0 leaves the paper's likelihood alone: the model has no regularizer to add.
+    # 0 leaves the neighbour term alone in the clustering stage.
     settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 0}
     settings.update(cluster_balance=cluster_balance, init_params="random")
     clusterer = GMMCEBMClusterer(**settings, random_state=10).fit(X)
     module = clusterer.net_.module_
     assert module.bias.cluster_balance == cluster_balance
     X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X), dtype=torch.float32)
+
+    def penalty():
+        statistics = module.sufficient_statistics(X_unit)
+        return module.bias.balance_penalty(module.bias.log_responsibilities(statistics))
+
     if cluster_balance == 0:
-        assert module.regularizer(X_unit) is None
+        assert penalty().item() == 0.0
         return
     # beta KL(q || pi), q the batch's mean responsibilities, from the estimator's own. Two
     # means moved far from every code leave the third nearly all samples, so the value is
@@ -272,8 +277,7 @@ def test_gmmcebmclusterer_cluster_balance_reaches_the_bias(X, cluster_balance):
     usage = clusterer.predict_proba(X).mean(axis=0)
     expected = cluster_balance * rel_entr(usage, clusterer.weights_).sum()
     assert expected > 0.05
-    penalty = module.regularizer(X_unit)
-    assert penalty.item() == pytest.approx(expected, rel=1e-4)
+    assert penalty().item() == pytest.approx(expected, rel=1e-4)
 
 
 # Six samples' responsibilities over 3 equally weighted clusters, and beta KL(q || pi) in
@@ -290,9 +294,6 @@ CHOSEN_RESPONSIBILITIES = [
 def test_gmmcebmclusterer_cluster_balance_penalty_in_closed_form(X, clusters, divergence):
     settings = {**SETTINGS, "max_iter": 1, "cluster_balance": 2.0}
     module = GMMCEBMClusterer(**settings, random_state=10).fit(X).net_.module_
-    responsibilities = torch.eye(3)[clusters]
-    # The bias's own evidence replaced by the chosen responsibilities' logs: the penalty
-    # softmaxes them back.
-    module.bias.component_log_evidence = lambda statistics: responsibilities.log()
-    X_unit = torch.zeros(len(clusters), X.shape[1])
-    assert module.regularizer(X_unit).item() == pytest.approx(2.0 * divergence, abs=1e-6)
+    log_responsibilities = torch.eye(3)[clusters].log()
+    penalty = module.bias.balance_penalty(log_responsibilities)
+    assert penalty.item() == pytest.approx(2.0 * divergence, abs=1e-6)

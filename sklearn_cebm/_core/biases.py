@@ -80,8 +80,8 @@ class GaussianMixtureBias(MixtureParameters):
         mixture is then a single Gaussian, whose components the likelihood cannot tell
         apart, so they stay equal under training until :meth:`set_means` parts them.
     cluster_balance : float, default=0.0
-        Weight of :meth:`regularizer`, the balance term added to the training loss; 0 leaves
-        the paper's maximum-likelihood objective.
+        Weight of :meth:`balance_penalty`, the balance term of a clustering objective; the
+        likelihood never includes it.
     """
 
     def __init__(
@@ -166,19 +166,13 @@ class GaussianMixtureBias(MixtureParameters):
         index = best[:, None, None].expand(-1, 1, means.shape[-1])
         return means.gather(-2, index).squeeze(-2), stds.gather(-2, index).squeeze(-2)
 
-    def regularizer(self, statistics):
-        """``cluster_balance * KL(mean_n p(y | x_n) || pi)`` over a data batch, or None if 0.
+    def balance_penalty(self, log_responsibilities):
+        """``cluster_balance * KL(mean_n p(y | x_n) || pi)`` from a batch's ``log p(y | x)``.
 
         Not part of the likelihood: a term that penalises a batch whose samples crowd into
-        fewer clusters than ``pi`` gives (see :func:`cluster_balance_divergence`). Maximum
-        likelihood alone lets one component take every sample (see the clusterer's Notes).
+        fewer clusters than ``pi`` gives (see :func:`cluster_balance_divergence`), which
+        the clustering stage adds to its neighbour term (see the clusterer's Notes).
         """
-        if not self.cluster_balance:
-            return None
-        return self.balance_penalty(self.log_responsibilities(statistics))
-
-    def balance_penalty(self, log_responsibilities):
-        """:meth:`regularizer` from a batch's ``log p(y | x)`` already computed."""
         divergence = cluster_balance_divergence(log_responsibilities, self.log_weights())
         return self.cluster_balance * divergence
 

@@ -59,17 +59,6 @@ class ConjugateEnergyModel(nn.Module):
         """Mean and std of the conjugate posterior ``p(z | x)`` (Eq. 23)."""
         return self.bias.posterior_mean_std(self.sufficient_statistics(x))
 
-    def regularizer(self, x):
-        """The bias's extra training loss on a data batch ``x``, or None when it has none.
-
-        A bias may offer ``regularizer(statistics)`` (the mixture's cluster-balance term);
-        the trainer adds what this returns to the contrastive-divergence loss.
-        """
-        regularizer = getattr(self.bias, "regularizer", None)
-        if regularizer is None:
-            return None
-        return regularizer(self.sufficient_statistics(x))
-
     def bias_method(self, name):
         """``x -> bias.<name>(t(x))``: any statistic-to-output method of the bias applied to x.
 

@@ -177,24 +177,15 @@ def test_gmm_component_energy_module_selects_one_component():
     torch.testing.assert_close(responsibilities.sum(-1), torch.ones(7))
 
 
-def test_gmm_regularizer_is_weighted_balance_divergence():
+def test_gmm_balance_penalty_is_weighted_balance_divergence():
     bias = _random_mixture(n_components=3, n_clusters=4, seed=20)
     statistics = _random_statistics(7, 3, seed=21)
-    assert bias.regularizer(statistics) is None  # cluster_balance=0: the paper's objective
+    log_responsibilities = bias.log_responsibilities(statistics)
+    assert bias.balance_penalty(log_responsibilities).item() == 0.0  # cluster_balance=0
     bias.cluster_balance = 2.5
     marginal = bias.responsibilities(statistics).mean(dim=0)
     expected = 2.5 * (marginal * (marginal.log() - bias.log_weights())).sum()
-    torch.testing.assert_close(bias.regularizer(statistics), expected)
-
-
-def test_model_regularizer_comes_from_the_bias():
-    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
-    assert _model(SphericalGaussianBias(2)).double().regularizer(x) is None
-    mixture = _random_mixture(n_components=2, n_clusters=3, seed=23)
-    mixture.cluster_balance = 1.0
-    model = _model(mixture, seed=24).double()
-    expected = mixture.regularizer(model.sufficient_statistics(x))
-    torch.testing.assert_close(model.regularizer(x), expected)
+    torch.testing.assert_close(bias.balance_penalty(log_responsibilities), expected)
 
 
 def test_gmm_place_components_matches_the_nearest_codes_moments():

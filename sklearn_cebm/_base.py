@@ -38,8 +38,27 @@ __all__ = [
 ]
 
 
+def _device_available(device):
+    """Whether torch can put tensors on ``device`` here: the CPU, or an accelerator present."""
+    if device.type == "cpu":
+        return True
+    # The meta device holds shapes without data: nothing could be trained or scored on it.
+    if device.type == "meta":
+        return False
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    if accelerator is None or accelerator.type != device.type:
+        return False
+    return device.index is None or device.index < torch.accelerator.device_count()
+
+
 def _resolve_device(device):
-    """Turn the ``device`` parameter into a ``torch.device``, checking CUDA is there."""
+    """Turn the ``device`` parameter into a ``torch.device`` that torch has available here.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` names no device, or one that torch cannot use on this machine.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -48,8 +67,13 @@ def _resolve_device(device):
         raise ValueError(
             f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here.")
+    if not _device_available(resolved):
+        accelerator = torch.accelerator.current_accelerator(check_available=True)
+        available = "'cpu'" if accelerator is None else f"'cpu' or '{accelerator.type}'"
+        raise ValueError(
+            f"device={device!r} was requested but torch has no {resolved.type!r} device "
+            f"available here; use 'auto' or {available}."
+        )
     return resolved
 
 

@@ -65,7 +65,9 @@ energy_l2 : float
 data_noise : float
     Std of the Gaussian noise added to training data, in the scaled units.
 device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device
-    Where to train; 'auto' takes CUDA when it is available.
+    Where to train; 'auto' takes CUDA when it is available. Another accelerator ('mps',
+    'xpu') works where torch has it available; a device that torch cannot use here (the
+    'meta' device included, which holds no data) is rejected at fit.
 callbacks : list of skorch callbacks
     Extra skorch callbacks (progress bar, checkpoints, LR schedulers).
 verbose : int

@@ -169,8 +169,33 @@ def test_cebmencoder_image_too_small_for_cnn():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
 def test_cebmencoder_cuda_requested_without_cuda(X):
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="no 'cuda' device available"):
         CEBMEncoder(**CHEAP_SETTINGS, device="cuda").fit(X)
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"),
+    [
+        ("meta", "meta"),
+        (torch.device("meta"), "meta"),
+        pytest.param(
+            "mps",
+            "mps",
+            marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="has MPS"),
+        ),
+        pytest.param(
+            "xpu",
+            "xpu",
+            marks=pytest.mark.skipif(torch.xpu.is_available(), reason="has an XPU"),
+        ),
+        (f"cuda:{torch.cuda.device_count()}", "cuda"),
+    ],
+)
+def test_cebmencoder_rejects_a_device_torch_does_not_have_here(X, device, kind):
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, device=device)
+    with pytest.raises(ValueError, match=f"no '{kind}' device available here"):
+        encoder.fit(X)
+    assert not hasattr(encoder, "net_")
 
 
 def test_cebmencoder_auto_device_is_cpu_without_cuda(fitted):

@@ -22,7 +22,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
@@ -110,6 +110,33 @@ def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outpu
         else:
             module = MLPEncoder(n_features, tuple(hidden_layer_sizes), n_outputs)
     return module.to_empty(device="cpu"), True
+
+
+def _check_sizes(name, value, estimator_name):
+    """Reject a ``hidden_layer_sizes`` or ``image_shape`` whose elements are not positive ints.
+
+    scikit-learn's constraints see only the container's type; torch would fail on a zero or
+    negative size deep inside a layer, and truncate or refuse a float or a bool.
+    """
+    for size in value:
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {estimator_name} must hold positive ints; got "
+                f"{value!r}, whose element {size!r} is not one."
+            )
+
+
+def _check_no_bools(params, constraints, estimator_name):
+    """Reject a bool given for a number: Python counts it as an int, and 1 or 0 is no intent."""
+    for name, value in params.items():
+        accepts_bool = {"boolean", "verbose"} & {
+            c for c in constraints.get(name, []) if isinstance(c, str)
+        }
+        if isinstance(value, bool) and not accepts_bool:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {estimator_name} must be a number, not a bool; "
+                f"got {value!r}."
+            )
 
 
 def _seed_from(random_state):
@@ -216,6 +243,19 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         """
 
     # ----------------------------------------------------------------- input checks
+    def _validate_params(self):
+        """scikit-learn's checks of ``_parameter_constraints``, then of what they cannot say.
+
+        No bool where a number is expected, and positive ints in ``hidden_layer_sizes``
+        and ``image_shape``.
+        """
+        super()._validate_params()
+        params, name = self.get_params(deep=False), type(self).__name__
+        _check_no_bools(params, self._parameter_constraints, name)
+        for sizes in ("hidden_layer_sizes", "image_shape"):
+            if params.get(sizes) is not None:
+                _check_sizes(sizes, params[sizes], name)
+
     def _validate_input(self, X, reset):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
         if self.image_shape is not None:

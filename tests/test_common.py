@@ -307,6 +307,31 @@ def test_unfitted_estimator_raises_not_fitted_error(estimator, X):
         estimator.history_
 
 
+# Values of the right container or number type that scikit-learn's constraints let through.
+BAD_PARAMETER_ELEMENTS = [
+    pytest.param({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes.*positive ints", id="0"),
+    pytest.param({"hidden_layer_sizes": (-1,)}, "hidden_layer_sizes.*positive ints", id="-1"),
+    pytest.param({"hidden_layer_sizes": (8.5,)}, "hidden_layer_sizes.*positive ints", id="8.5"),
+    pytest.param({"hidden_layer_sizes": ("a",)}, "hidden_layer_sizes.*positive ints", id="a"),
+    pytest.param({"hidden_layer_sizes": (True,)}, "hidden_layer_sizes.*positive ints", id="True"),
+    pytest.param({"image_shape": (1, -4, -4)}, "image_shape.*positive ints", id="negative"),
+    pytest.param({"image_shape": (1, 4.0, 4.0)}, "image_shape.*positive ints", id="floats"),
+    pytest.param({"n_components": True}, "n_components.*not a bool", id="n_components=True"),
+    pytest.param({"max_iter": True}, "max_iter.*not a bool", id="max_iter=True"),
+    pytest.param({"learning_rate": True}, "learning_rate.*not a bool", id="learning_rate=True"),
+]
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize(("params", "message"), BAD_PARAMETER_ELEMENTS)
+def test_fit_rejects_bad_parameter_elements_and_stays_unfitted(estimator, X, params, message):
+    estimator.set_params(**params)
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=message):
+            getattr(estimator, method)(X)
+        assert not _fitted_attributes(estimator), method
+
+
 @_over(ESTIMATORS)
 def test_image_shape_must_hold_the_number_of_features(estimator, X):
     with pytest.raises(ValueError, match=r"image_shape=\(1, 2, 2\) holds 4 values but X has 3"):

@@ -29,6 +29,7 @@ from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._scaling import fit_unit_range, from_unit_range, to_unit_range
+from ._training import check_callbacks
 
 __all__ = [
     "BaseNeuralEstimator",
@@ -283,6 +284,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _skorch_params(self, device, loader_seed):
         """The skorch settings every net shares: Adam, the epochs, the seeded data order."""
+        check_callbacks(self.callbacks)
         return dict(
             optimizer=torch.optim.Adam,
             lr=self.learning_rate,

@@ -69,7 +69,10 @@ device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device
     'xpu') works where torch has it available; a device that torch cannot use here (the
     'meta' device included, which holds no data) is rejected at fit.
 callbacks : list of skorch callbacks
-    Extra skorch callbacks (progress bar, checkpoints, LR schedulers).
+    Extra skorch callbacks (progress bar, checkpoints, LR schedulers). Training has no
+    validation split (``train_split=None``), so a callback that monitors a validation
+    score, as skorch's ``EarlyStopping`` and ``Checkpoint`` do by default, is rejected at
+    fit: give it ``monitor='train_loss'`` (``'train_loss_best'`` for ``Checkpoint``).
 verbose : int
     When positive, show skorch's progress bar during each epoch (batches done, rate,
     time left, the latest loss and energy gap) and print its per-epoch table (loss,

@@ -9,7 +9,7 @@ ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
 from ._callbacks import SamplerMonitor
@@ -27,11 +27,49 @@ __all__ = [
     "PCDNet",
     "SeededNet",
     "TrainingDivergedError",
+    "check_callbacks",
 ]
 
 # Energies beyond this magnitude mean the energy has run away: the L2 penalty keeps
 # well-behaved runs orders of magnitude below it.
 ENERGY_MAGNITUDE_LIMIT = 1e6
+
+
+def check_callbacks(callbacks):
+    """Reject what skorch cannot run here: a non-callback, or one that needs a validation split.
+
+    Raises
+    ------
+    TypeError
+        If an item is neither a skorch callback (instance or class) nor a
+        ``(name, callback)`` pair.
+    ValueError
+        If a callback monitors a validation score (skorch's ``EarlyStopping`` and
+        ``Checkpoint`` do by default): the nets train on all of X, without a validation
+        split, so that score never exists.
+    """
+    for item in callbacks or []:
+        named = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        callback = item[1] if named else item
+        is_class = isinstance(callback, type) and issubclass(callback, Callback)
+        if not (is_class or isinstance(callback, Callback)):
+            raise TypeError(
+                "callbacks must hold skorch callbacks (skorch.callbacks.Callback instances or "
+                f"classes, or (name, callback) pairs); got {item!r}."
+            )
+        monitor = getattr(callback, "monitor", None)
+        watches = f"monitors {monitor!r}" if isinstance(monitor, str) else None
+        if not (watches and monitor.startswith("valid")):
+            # skorch's scorings score the validation split unless on_train is set.
+            watches = "scores the validation data (on_train=False)"
+            if getattr(callback, "on_train", True) is not False:
+                continue
+        name = callback.__name__ if is_class else type(callback).__name__
+        raise ValueError(
+            f"The callback {name} {watches}, but these estimators train without a "
+            "validation split (train_split=None), so there is no validation score: monitor "
+            "'train_loss' (or 'train_loss_best'), or score with on_train=True, instead."
+        )
 
 
 class TrainingDivergedError(RuntimeError):

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping, EpochScoring
 from skorch.exceptions import DeviceWarning
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning, TrainingDivergedError
@@ -143,6 +143,32 @@ def test_cebmencoder_divergence_in_warm_start_leaves_the_fitted_encoder_unchange
         encoder.fit(X)
     np.testing.assert_array_equal(encoder.transform(X), reference)
     assert encoder.n_iter_ == CHEAP_SETTINGS["max_iter"]
+
+
+@pytest.mark.parametrize("callback", [object(), ("name", object()), "EarlyStopping"])
+def test_cebmencoder_rejects_a_callback_that_is_not_one(X, callback):
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, callbacks=[callback])
+    with pytest.raises(TypeError, match="callbacks must hold skorch callbacks"):
+        encoder.fit(X)
+    assert not hasattr(encoder, "net_")
+
+
+@pytest.mark.parametrize(
+    "callback", [EarlyStopping(), ("checkpoint", Checkpoint(dirname="unused")), EpochScoring("r2")]
+)
+def test_cebmencoder_rejects_a_callback_that_monitors_a_validation_score(X, callback):
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, callbacks=[callback])
+    with pytest.raises(ValueError, match=r"without a validation split.*monitor 'train_loss'"):
+        encoder.fit(X)
+    assert not hasattr(encoder, "net_")
+
+
+def test_cebmencoder_stops_early_on_the_training_loss(X):
+    # A threshold no epoch can beat: the second epoch ends the fit.
+    stopper = EarlyStopping(monitor="train_loss", patience=1, threshold=1e9, sink=lambda _: None)
+    encoder = CEBMEncoder(**{**CHEAP_SETTINGS, "max_iter": 10}, callbacks=[stopper]).fit(X)
+    assert encoder.n_iter_ == 2
+    assert encoder.transform(X).shape == (len(X), CHEAP_SETTINGS["n_components"])
 
 
 # Rules scikit-learn's check_param_validation (tests/test_common.py) does not exercise: it

@@ -140,6 +140,41 @@ def _check_no_bools(params, constraints, estimator_name):
             )
 
 
+def _first_layer_expects(encoder):
+    """What the first layer of ``encoder`` takes per row, in words, where it says so."""
+    for layer in encoder.modules():
+        if isinstance(getattr(layer, "in_features", None), int):
+            return f"; its first layer, {layer}, expects {layer.in_features} features per row"
+        if isinstance(getattr(layer, "in_channels", None), int):
+            return f"; its first layer, {layer}, expects {layer.in_channels} channels"
+    return ""
+
+
+def _check_custom_encoder(encoder, row, input_shape):
+    """Run a user's ``encoder`` on one scaled row, as training will, and say what is wrong.
+
+    Done once at fit, so that a module built for other inputs fails with the shapes
+    involved, not with torch's error from deep inside the first training step. The module
+    runs in eval mode (a batch norm cannot train on one row) and its mode is restored. The
+    width of its output is checked where every output is (``encode_flat_batch``).
+    """
+    parameter = next(encoder.parameters(), None)
+    batch = torch.as_tensor(row).reshape(1, *input_shape)
+    batch = batch if parameter is None else batch.to(parameter.device)
+    shape = ", ".join(str(size) for size in ("n", *input_shape))
+    was_training = encoder.training
+    try:
+        with torch.no_grad():
+            encoder.eval()(batch)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise ValueError(
+            f"The encoder module cannot take the batches the estimator feeds it, shaped "
+            f"({shape}){_first_layer_expects(encoder)}. torch said: {error}"
+        ) from error
+    finally:
+        encoder.train(was_training)
+
+
 def _seed_from(random_state):
     """One int32 seed drawn from ``random_state``."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -258,6 +293,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 _check_sizes(sizes, params[sizes], name)
 
     def _validate_input(self, X, reset):
+        if isinstance(X, torch.Tensor):
+            # numpy cannot view a tensor that requires grad or lives on an accelerator.
+            X = X.detach().cpu().numpy()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
         if self.image_shape is not None:
             n_pixels = int(np.prod(self.image_shape))
@@ -269,7 +307,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         return X
 
     # ----------------------------------------------------------------- building
-    def _build_model(self, n_features, generator):
+    def _build_model(self, X_unit, generator):
+        """The module for data like ``X_unit`` (scaled), its encoder initialised or checked."""
+        n_features = X_unit.shape[1]
         encoder, ours = _build_encoder(
             self.encoder,
             self.image_shape,
@@ -277,9 +317,11 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             n_features,
             self._encoder_width(),
         )
+        input_shape = tuple(self.image_shape) if self.image_shape is not None else (n_features,)
         if ours:
             initialize_layers(encoder, generator)
-        input_shape = tuple(self.image_shape) if self.image_shape is not None else (n_features,)
+        else:
+            _check_custom_encoder(encoder, X_unit[:1], input_shape)
         return self._build_module(encoder, input_shape, generator)
 
     def _skorch_params(self, device, loader_seed):
@@ -327,9 +369,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         center, scale = fit_unit_range(X, per_feature=self.image_shape is None)
         init_generator = torch.Generator().manual_seed(int(seeds[0]))
-        module = self._build_model(X.shape[1], init_generator)
-        net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
         X_unit = to_unit_range(X, center, scale)
+        module = self._build_model(X_unit, init_generator)
+        net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
         net.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale

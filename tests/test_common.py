@@ -297,6 +297,16 @@ def test_fitted_estimator_rejects_bad_input_and_stays_bit_identical(
 
 
 @_over(ESTIMATORS)
+def test_a_torch_tensor_that_requires_grad_is_taken_as_its_values(estimator, X):
+    tensor = torch.tensor(X, requires_grad=True)
+    expected = _outputs(clone(estimator).fit(X), X)
+    for method in ("fit", "partial_fit", "fit_predict", "fit_transform"):
+        if hasattr(estimator, method):
+            getattr(clone(estimator), method)(tensor)
+    _assert_same_outputs(_outputs(estimator.fit(tensor), tensor), expected)
+
+
+@_over(ESTIMATORS)
 def test_unfitted_estimator_raises_not_fitted_error(estimator, X):
     for method in (method for method in (*OUTPUT_METHODS, "score") if hasattr(estimator, method)):
         with pytest.raises(NotFittedError):

@@ -106,6 +106,30 @@ def test_cebmencoder_accepts_user_torch_module(X):
         CEBMEncoder(**CHEAP_SETTINGS, encoder=module).fit(X)
 
 
+@pytest.mark.parametrize(
+    ("module", "image_shape", "message"),
+    [
+        (
+            torch.nn.Sequential(torch.nn.Linear(5, 8)),
+            None,
+            r"shaped \(n, 3\); its first layer, Linear.* expects 5 features per row",
+        ),
+        (
+            torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten()),
+            (1, 3, 1),
+            r"shaped \(n, 1, 3, 1\); its first layer, Conv2d.* expects 3 channels",
+        ),
+    ],
+)
+def test_cebmencoder_says_which_input_a_user_module_gets_and_expects(
+    X, module, image_shape, message
+):
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, encoder=module, image_shape=image_shape)
+    with pytest.raises(ValueError, match=message):
+        encoder.fit(X)
+    assert not hasattr(encoder, "net_")
+
+
 def test_cebmencoder_passes_skorch_callbacks(X):
     class CountEpochs(Callback):
         def initialize(self):

@@ -35,6 +35,7 @@ __all__ = [
     "BaseNeuralEstimator",
     "CodesTransformerMixin",
     "PosteriorTransformerMixin",
+    "check_count",
     "uses_conv_net",
 ]
 
@@ -173,6 +174,25 @@ def _check_custom_encoder(encoder, row, input_shape):
         ) from error
     finally:
         encoder.train(was_training)
+
+
+def check_count(value, name, min_val):
+    """Check an int argument of ``sample`` (``n_samples``, ``n_steps``); return it as an int.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an int: a bool, 1.5, '3' or None (none is truncated or cast).
+    ValueError
+        If it is below ``min_val``.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(
+            f"sample needs an int {name}; got {value!r} of type {type(value).__name__}."
+        )
+    if value < min_val:
+        raise ValueError(f"sample needs an integer {name} >= {min_val}; got {value!r}.")
+    return int(value)
 
 
 def _seed_from(random_state):
@@ -465,13 +485,15 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     def _sample(self, draw, n_samples, random_state):
         """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.
 
-        The seed comes from ``random_state``, or the estimator's when it is None.
+        The seed comes from ``random_state``, or the estimator's when it is None. The
+        parameters are validated first: the sampler reads them as they are now, and
+        ``set_params`` checks nothing.
         """
         check_is_fitted(self, "net_")
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"sample needs an integer n_samples >= 1; got {n_samples!r}.")
+        self._validate_params()
+        n_samples = check_count(n_samples, "n_samples", min_val=1)
         seed = _seed_from(self.random_state if random_state is None else random_state)
-        samples = draw(int(n_samples), seed)
+        samples = draw(n_samples, seed)
         return from_unit_range(samples.numpy(), self.input_center_, self.input_scale_)
 
     def score_samples(self, X):

@@ -11,7 +11,7 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNeuralEstimator
+from ._base import BaseNeuralEstimator, check_count
 from ._core.model import ConjugateEnergyModel
 from ._training import DSMNet, PCDNet
 
@@ -71,13 +71,12 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
 
     def _draw(self, n_samples, n_steps, random_state, energy=None):
         """SGLD samples of ``energy`` (the model's by default), in the caller's units."""
-        if not isinstance(n_steps, Integral) or n_steps < 0:
-            raise ValueError(f"sample needs an integer n_steps >= 0; got {n_steps!r}.")
+        n_steps = check_count(n_steps, "n_steps", min_val=0)
 
         def draw(n, seed):
             # The estimator's settings now, which set_params may have changed since fit.
             sgld = dict(step_size=self.sgld_step_size, noise_std=self.sgld_noise)
-            return self.net_.sample(n, int(n_steps), seed, (self.n_features_in_,), energy, **sgld)
+            return self.net_.sample(n, n_steps, seed, (self.n_features_in_,), energy, **sgld)
 
         return self._sample(draw, n_samples, random_state)
 

@@ -7,6 +7,7 @@ scikit-learn tools around an estimator. What one estimator alone does is tested 
 """
 
 import math
+import re
 
 import joblib
 import numpy as np
@@ -457,6 +458,41 @@ def test_sample_shape_and_seed(estimator, X):
     assert not np.allclose(drawn, _sample(fitted, 3, random_state=2))
     with pytest.raises(ValueError, match="n_samples >= 1"):
         fitted.sample(0)
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_samples": "a"},
+        {"n_samples": None},
+        {"n_samples": 1.5},
+        {"n_samples": True},
+        {"n_samples": np.float64(2.0)},
+        {"n_steps": "a"},
+        {"n_steps": 2.5},
+        {"n_steps": False},
+    ],
+    ids=repr,
+)
+def test_sample_rejects_a_count_that_is_not_an_int(estimator, X, kwargs):
+    fitted = estimator.fit(X)
+    if "n_steps" in kwargs and isinstance(fitted, VAES):
+        pytest.skip("the VAEs sample without steps")
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(TypeError, match=re.escape(f"sample needs an int {name}; got {value!r}")):
+        fitted.sample(**{"n_samples": 2, **kwargs})
+
+
+@_over(SGLD_SAMPLERS)
+@pytest.mark.parametrize("value", [np.nan, -1.0, "a"])
+def test_sample_rejects_a_sampler_setting_made_invalid_after_fit(estimator, X, value):
+    fitted = estimator.fit(X)
+    for name in ("sgld_step_size", "sgld_noise"):
+        fitted.set_params(**{name: value})
+        with pytest.raises(ValueError, match=f"The '{name}' parameter"):
+            _sample(fitted, 2)
+        fitted.set_params(**{name: ESTIMATORS["CEBMEncoder"].get_params()[name]})
 
 
 @_over(SGLD_SAMPLERS)

@@ -195,6 +195,28 @@ def check_count(value, name, min_val):
     return int(value)
 
 
+def _check_finite_outputs(outputs, X_unit):
+    """Raise when the float32 networks overflowed on some rows, instead of returning NaN.
+
+    Inputs far outside the training data's range (X * 1e30) are finite in float32 but
+    overflow in the layers; a NaN score or code would pass silently into an argmax, a
+    threshold or a mean.
+    """
+    bad_rows = np.zeros(len(X_unit), dtype=bool)
+    for output in outputs:
+        bad_rows |= ~torch.isfinite(output).reshape(len(X_unit), -1).all(dim=1).numpy()
+    if np.any(bad_rows):
+        row = int(np.flatnonzero(bad_rows)[0])
+        reach = float(np.abs(X_unit[row]).max())
+        raise ValueError(
+            f"The model's outputs are not finite for {int(bad_rows.sum())} row(s) of X (the "
+            f"first: row {row}): its values lie up to {reach:.3g} half-ranges from the "
+            "training data's centre, so far outside the training data that the networks' "
+            "float32 arithmetic overflows. Such inputs have no meaningful score; drop or "
+            "clip them."
+        )
+
+
 def _seed_from(random_state):
     """One int32 seed drawn from ``random_state``."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -473,14 +495,20 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Returns the output (or tuple of outputs) as numpy arrays in X's float dtype.
         """
         X = self._validate_input(X, reset=False)
-        # In eval mode only once X is valid, so that a rejected call changes nothing.
-        module = self._module().eval()
-        device = next(module.parameters()).device
         X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
-        outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)
-        if isinstance(outputs, tuple):
-            return tuple(output.numpy().astype(X.dtype) for output in outputs)
-        return outputs.numpy().astype(X.dtype)
+        module = self._module()
+        # In eval mode only for a call that succeeds, so that a rejected one changes nothing.
+        was_training = module.training
+        device = next(module.eval().parameters()).device
+        try:
+            outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            _check_finite_outputs(outputs, X_unit)
+        except BaseException:
+            module.train(was_training)
+            raise
+        outputs = tuple(output.numpy().astype(X.dtype) for output in outputs)
+        return outputs if len(outputs) > 1 else outputs[0]
 
     def _sample(self, draw, n_samples, random_state):
         """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.

@@ -19,19 +19,51 @@ def fit_unit_range(X, per_feature):
     -------
     center, scale : ndarray of shape (n_features,)
         ``(X - center) / scale`` lies in ``[-1, 1]``; a constant column gets scale 1.
+
+    Raises
+    ------
+    ValueError
+        If a feature's range overflows float64 (it holds values near both of float64's
+        extremes), which would make its scale infinite.
     """
     axis = 0 if per_feature else None
     low = np.broadcast_to(X.min(axis=axis), X.shape[1:]).astype(np.float64)
     high = np.broadcast_to(X.max(axis=axis), X.shape[1:]).astype(np.float64)
-    center = (high + low) / 2.0
-    half_range = (high - low) / 2.0
-    scale = np.where(half_range > 0, half_range, 1.0)
+    with np.errstate(over="ignore"):
+        span = high - low
+    if not np.all(np.isfinite(span)):
+        feature = int(np.flatnonzero(~np.isfinite(span))[0])
+        raise ValueError(
+            f"X spans more than float64 can hold in feature {feature} (from {low[feature]:.3g} "
+            f"to {high[feature]:.3g}): its scale into [-1, 1] would be infinite. Rescale X."
+        )
+    # Halves first: high + low can overflow where high - low does not.
+    center = high / 2.0 + low / 2.0
+    scale = np.where(span > 0, span / 2.0, 1.0)
     return center, scale
 
 
 def to_unit_range(X, center, scale):
-    """Map ``X`` from the caller's units into the sampler's box, as float32."""
-    return ((X - center) / scale).astype(np.float32)
+    """Map ``X`` from the caller's units into the sampler's box, as float32.
+
+    Raises
+    ------
+    ValueError
+        If a value, so mapped, lies beyond float32's range: the networks compute in float32,
+        where it would become infinite and every output of its row NaN or infinite.
+    """
+    with np.errstate(over="ignore"):
+        X_unit = (np.asarray(X, dtype=np.float64) - center) / scale
+    too_large = ~(np.abs(X_unit) <= np.finfo(np.float32).max)
+    if np.any(too_large):
+        row, feature = (int(index[0]) for index in np.nonzero(too_large))
+        raise ValueError(
+            f"X holds values too far outside the training data's range for the model: "
+            f"X[{row}, {feature}] = {X[row, feature]:.3g} is {X_unit[row, feature]:.3g} "
+            "half-ranges from the training data's centre, beyond float32's largest value "
+            f"({np.finfo(np.float32).max:.3g}), which the networks compute in."
+        )
+    return X_unit.astype(np.float32)
 
 
 def from_unit_range(X_unit, center, scale, dtype=np.float64):

@@ -307,6 +307,58 @@ def test_a_torch_tensor_that_requires_grad_is_taken_as_its_values(estimator, X):
     _assert_same_outputs(_outputs(estimator.fit(tensor), tensor), expected)
 
 
+def _with_cell(X, value):
+    X = X.copy()
+    X[1, 2] = value
+    return X
+
+
+# Finite input on which the float32 networks would give NaN or infinity: beyond float32
+# once scaled, or within it but overflowing in the layers.
+HUGE_INPUTS = [
+    pytest.param(lambda X: _with_cell(X, 1e39), "too far outside", id="cell-1e39"),
+    pytest.param(lambda X: _with_cell(X, -1e300), "too far outside", id="cell-1e300"),
+    pytest.param(lambda X: X * 1e30, "not finite", id="X-times-1e30"),
+]
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize(("make_input", "message"), HUGE_INPUTS)
+def test_inference_on_huge_values_is_finite_or_raises_and_leaves_the_estimator_bit_identical(
+    estimator, X, make_input, message
+):
+    fitted = estimator.fit(X)
+    fitted.score_samples(X)  # in eval mode from here on, as after any inference
+    before = _snapshot(fitted)
+    for method in (m for m in (*OUTPUT_METHODS, "score") if hasattr(fitted, m)):
+        # Either a clear error or finite values: a row's overflow may spare some outputs.
+        try:
+            output = getattr(fitted, method)(make_input(X))
+        except ValueError as error:
+            assert re.search(message, str(error)), (method, error)
+        else:
+            assert np.all(np.isfinite(output)), method
+    assert _snapshot(fitted) == before
+
+
+@_over(["CEBMEncoder", "VAEEncoder"])  # whose scores overflow on X * 1e30
+def test_inference_failure_keeps_the_modules_training_mode(estimator, X):
+    fitted = estimator.fit(X)
+    training = fitted.net_.module_.training
+    with pytest.raises(ValueError, match="not finite"):
+        fitted.score_samples(X * 1e30)
+    assert fitted.net_.module_.training == training
+
+
+@_over(ESTIMATORS)
+def test_fit_rejects_a_feature_whose_range_overflows(estimator, X):
+    largest = np.finfo(np.float64).max
+    X = np.vstack([X, [[largest, 0.0, 0.0], [-largest, 0.0, 0.0]]])
+    with pytest.raises(ValueError, match="spans more than float64 can hold in feature 0"):
+        estimator.fit(X)
+    assert not _fitted_attributes(estimator)
+
+
 @_over(ESTIMATORS)
 def test_unfitted_estimator_raises_not_fitted_error(estimator, X):
     for method in (method for method in (*OUTPUT_METHODS, "score") if hasattr(estimator, method)):

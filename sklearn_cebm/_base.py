@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._batching import batch_indexing_loader
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
@@ -375,6 +376,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             max_epochs=self.max_iter,
             batch_size=self.batch_size,
             train_split=None,
+            iterator_train=batch_indexing_loader,
             iterator_train__shuffle=True,
             iterator_train__generator=torch.Generator().manual_seed(loader_seed),
             callbacks=[*copy.deepcopy(self.callbacks or []), *self._training_callbacks()],

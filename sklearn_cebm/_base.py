@@ -218,6 +218,20 @@ def _check_finite_outputs(outputs, X_unit):
         )
 
 
+def _same_setting(before, now):
+    """Whether a parameter still has the value the network was built with."""
+    if before is now:
+        return True
+    if isinstance(before, (list, tuple)) and isinstance(now, (list, tuple)):
+        return len(before) == len(now) and all(map(_same_setting, before, now))
+    if isinstance(before, torch.nn.Module) or isinstance(now, torch.nn.Module):
+        return False
+    try:
+        return bool(before == now)
+    except (TypeError, ValueError):
+        return False
+
+
 def _seed_from(random_state):
     """One int32 seed drawn from ``random_state``."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -228,7 +242,8 @@ class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        # The fitted network's width: set_params may have changed n_components since.
+        return getattr(self, "_params_at_build", {}).get("n_components", self.n_components)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -289,7 +304,29 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
     }
 
+    # Parameters that may change between the calls of one training (a warm-started fit,
+    # partial_fit): those the net reads are applied to it (_net_settings), the others are
+    # read outside the net. Any other parameter built the network (its sizes, encoder,
+    # device, callbacks...), and a continued training with it changed is refused. n_init:
+    # the runs a fresh fit of GMMCEBMClusterer trains, which a continued one does not use.
+    _continuable_params = frozenset(
+        {
+            "max_iter",
+            "warm_start",
+            "verbose",
+            "random_state",
+            "learning_rate",
+            "batch_size",
+            "n_init",
+        }
+    )
+
     # ----------------------------------------------------------------- hooks
+    def _net_settings(self):
+        """Parameters the net reads in training, by its attribute names; applied before a
+        continued training, so that ``set_params`` between calls takes effect."""
+        return {"lr": self.learning_rate, "batch_size": self.batch_size, "verbose": self.verbose}
+
     def _encoder_width(self):
         """Width of the encoder's output."""
         return 2 * self.n_components
@@ -420,6 +457,40 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
         self.device_ = device
+        self._params_at_build = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in self.get_params(deep=False).items()
+        }
+
+    def _check_built_params_unchanged(self):
+        """Refuse to continue training after a parameter that built the network changed.
+
+        Raises
+        ------
+        ValueError
+            If such a parameter has changed: continuing would silently keep the old one.
+        """
+        built = getattr(self, "_params_at_build", {})  # none in pickles of earlier versions
+        changed = [
+            f"{name}={value!r} (built with {built[name]!r})"
+            for name, value in self.get_params(deep=False).items()
+            if name in built
+            and name not in self._continuable_params
+            and not _same_setting(built[name], value)
+        ]
+        if changed:
+            raise ValueError(
+                f"Cannot continue training (warm_start=True or partial_fit) after "
+                f"{', '.join(changed)} was set: the network was built with the old value. "
+                "Fit a new one with warm_start=False, or set the old value back."
+            )
+
+    def _apply_net_settings(self):
+        """Give the net the current values of the parameters it reads in training."""
+        settings = self._net_settings()
+        self.net_.set_params(lr=settings.pop("lr"))
+        for name, value in settings.items():
+            setattr(self.net_, name, value)
 
     def _fit(self, X, reset, epochs=None):
         """Train for ``epochs`` epochs (a full fit's if None), from scratch when ``reset``.
@@ -434,7 +505,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 self._fit_new(X_valid, epochs)
             else:
                 X_unit = to_unit_range(X_valid, self.input_center_, self.input_scale_)
+                self._check_built_params_unchanged()
                 keep_net()
+                self._apply_net_settings()
                 self.net_.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
             self.n_iter_ = len(self.net_.history)
             # X as the caller gave it, so that its feature names reach the hook's calls.
@@ -482,6 +555,13 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         -------
         self : object
             The estimator, trained one more epoch.
+
+        Raises
+        ------
+        ValueError
+            If a parameter that built the network (``n_components``, ``encoder``, ...)
+            was changed by ``set_params`` since the first call; changed training settings
+            (``learning_rate``, ...) take effect instead (see ``warm_start``).
         """
         first_pass = not hasattr(self, "net_")
         return self._fit(X, reset=first_pass, epochs=1)

@@ -80,7 +80,13 @@ verbose : int
 random_state : int, RandomState instance or None
     Seeds the initial weights, the data order, the data noise and the chains.
 warm_start : bool
-    Continue training the previous fit's network on ``fit``.
+    Continue training the previous fit's network on ``fit``. As for ``partial_fit``,
+    the training settings changed by ``set_params`` since (``learning_rate``,
+    ``batch_size``, ``max_iter``, ``verbose`` and the sampler's, ``energy_l2``,
+    ``dsm_noise``, ``data_noise`` or ``n_elbo_draws``) take effect, while a changed
+    parameter that built the network (``n_components``, ``n_clusters``,
+    ``hidden_layer_sizes``, ``encoder``, ``image_shape``, ``objective``, ``device``,
+    ``callbacks``, ...) raises a ``ValueError``: fit anew with ``warm_start=False``.
 """
 
 # Fitted attributes every estimator has, after those it lists itself.

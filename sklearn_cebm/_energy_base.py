@@ -38,6 +38,34 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "data_noise": [Interval(Real, 0, None, closed="left")],
     }
 
+    _continuable_params = BaseNeuralEstimator._continuable_params | {
+        "sgld_steps",
+        "sgld_step_size",
+        "sgld_noise",
+        "data_noise",
+        "dsm_noise",
+        "energy_l2",
+    }
+
+    def _net_settings(self):
+        # Each net has the settings of its objective; the other objective's are unused.
+        settings = dict(
+            super()._net_settings(),
+            sgld_step_size=self.sgld_step_size,
+            sgld_noise=self.sgld_noise,
+        )
+        if self.objective == "dsm":
+            return dict(settings, noise_std=self.dsm_noise)
+        return dict(settings, sgld_steps=self.sgld_steps, data_noise=self.data_noise)
+
+    def _apply_net_settings(self):
+        super()._apply_net_settings()
+        if self.objective == "pcd":
+            # The criterion holds its weight; set on the net too, so that a re-initialised
+            # criterion keeps it.
+            self.net_.criterion_.energy_l2 = self.energy_l2
+            self.net_.criterion__energy_l2 = self.energy_l2
+
     # The nets that train by each objective; a subclass may put extended nets here and
     # pass their extra settings through _net_params.
     _pcd_net, _dsm_net = PCDNet, DSMNet

@@ -41,7 +41,9 @@ _AUTO_CONTAMINATION = 0.01
         uses.
     warm_start : bool
         Continue training the previous fit's network on ``fit``; ``offset_`` is recomputed
-        on the new X.
+        on the new X, with the current ``contamination`` and ``outlier_score``. Changed
+        training settings take effect and changed structural parameters are refused, as
+        for :class:`CEBMEncoder`.
     """
 )
 class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
@@ -165,6 +167,9 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         self.verbose = verbose
         self.random_state = random_state
         self.warm_start = warm_start
+
+    # Both are read after training, when offset_ is set anew.
+    _continuable_params = BaseCEBM._continuable_params | {"contamination", "outlier_score"}
 
     def _build_bias(self):
         return SphericalGaussianBias(self.n_components)

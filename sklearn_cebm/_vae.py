@@ -37,6 +37,11 @@ class BaseVAE(BaseNeuralEstimator):
         "n_elbo_draws": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _continuable_params = BaseNeuralEstimator._continuable_params | {"n_elbo_draws"}
+
+    def _net_settings(self):
+        return dict(super()._net_settings(), n_draws=self.n_elbo_draws)
+
     @abstractmethod
     def _build_prior(self, generator):
         """The prior module over ``n_components`` dimensions, initialised from ``generator``."""

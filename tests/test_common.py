@@ -425,6 +425,68 @@ def test_warm_start_continues_training(estimator, X):
     assert not np.array_equal(scores, fitted.score_samples(X))
 
 
+# Parameters that built the network, with another value; each estimator is tried on those
+# it has.
+STRUCTURAL_CHANGES = {
+    "n_components": 3,
+    "hidden_layer_sizes": (8,),
+    "encoder": "cnn",
+    "image_shape": (1, 1, 3),
+    "objective": "dsm",
+    "n_clusters": 2,
+    "learn_weights": True,
+    "device": "cpu",  # 'auto' before: the same device, but not the same setting
+    "callbacks": [],
+}
+
+
+@_over(ESTIMATORS)
+@pytest.mark.parametrize("parameter", STRUCTURAL_CHANGES)
+def test_continued_training_refuses_a_changed_structural_parameter(estimator, X, parameter):
+    value = STRUCTURAL_CHANGES[parameter]
+    if estimator.get_params().get(parameter, value) == value:
+        pytest.skip(f"no {parameter} to change")
+    fitted = estimator.set_params(warm_start=True).fit(X)
+    fitted.set_params(**{parameter: value})
+    before = _snapshot(fitted)
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=f"Cannot continue training.* after {parameter}="):
+            getattr(fitted, method)(X)
+        assert _snapshot(fitted) == before
+    # Fitted behaviour follows the fitted network, not the parameter changed since.
+    if hasattr(fitted, "get_feature_names_out"):
+        assert len(fitted.get_feature_names_out()) == fitted.transform(X).shape[1]
+
+
+@_over(ESTIMATORS)
+def test_continued_training_applies_changed_training_settings(estimator, X):
+    fitted = estimator.set_params(warm_start=True).fit(X)
+    settings = {"learning_rate": 2e-3, "batch_size": 16}
+    expected = {"lr": 2e-3, "batch_size": 16}
+    if "sgld_steps" in fitted.get_params():
+        settings.update(sgld_steps=4, sgld_step_size=0.5, sgld_noise=1e-3, energy_l2=1e-2)
+        expected.update(sgld_step_size=0.5, sgld_noise=1e-3)
+        if fitted.objective == "pcd":
+            expected.update(sgld_steps=4)
+    if "n_elbo_draws" in fitted.get_params():
+        settings.update(n_elbo_draws=2)
+        expected.update(n_draws=2)
+    fitted.set_params(**settings).partial_fit(X)
+    for name, value in expected.items():
+        assert getattr(fitted.net_, name) == value, name
+    assert {group["lr"] for group in fitted.net_.optimizer_.param_groups} <= {2e-3, 3e-4}
+    if "sgld_steps" in fitted.get_params() and fitted.objective == "pcd":
+        assert fitted.net_.criterion_.energy_l2 == 1e-2
+
+
+@pytest.mark.parametrize("name", ["GMMCEBMClusterer", "GMMVAEClusterer"])
+def test_sample_of_a_component_follows_the_fitted_mixture(estimator, X):
+    fitted = estimator.fit(X)
+    fitted.set_params(n_clusters=5)
+    with pytest.raises(ValueError, match=r"component must be an integer in \[0, 3\)"):
+        _sample(fitted, 2, component=4)
+
+
 @_over(ESTIMATORS)
 def test_partial_fit_trains_one_epoch_per_call(estimator, X):
     estimator.partial_fit(X[:50]).partial_fit(X[50:])

@@ -86,10 +86,22 @@ class ComponentEnergy(nn.Module):
     model : ConjugateEnergyModel
     component : int
         Index of the mixture component.
+
+    Raises
+    ------
+    ValueError
+        If the mixture has no component ``component``.
     """
 
     def __init__(self, model, component):
         super().__init__()
+        # The mixture as built, which a caller's own count of components may no longer match.
+        n_components = model.bias.means.shape[0]
+        if not 0 <= component < n_components:
+            raise ValueError(
+                f"component must be an integer in [0, {n_components}), the mixture's "
+                f"components; got {component!r}."
+            )
         self.model = model
         self.component = int(component)
 

@@ -307,8 +307,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     # Parameters that may change between the calls of one training (a warm-started fit,
     # partial_fit): those the net reads are applied to it (_net_settings), the others are
     # read outside the net. Any other parameter built the network (its sizes, encoder,
-    # device, callbacks...), and a continued training with it changed is refused. n_init:
-    # the runs a fresh fit of GMMCEBMClusterer trains, which a continued one does not use.
+    # device, callbacks...), and a continued training with it changed is refused.
     _continuable_params = frozenset(
         {
             "max_iter",
@@ -317,7 +316,6 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             "random_state",
             "learning_rate",
             "batch_size",
-            "n_init",
         }
     )
 

@@ -1,5 +1,6 @@
 """GMMCEBMClusterer: the conjugate EBM with a mixture-of-Gaussians bias as a clusterer."""
 
+import copy
 import functools
 import math
 from numbers import Integral, Real
@@ -20,6 +21,7 @@ from ._core.model import ComponentEnergy
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 from ._mixture_clustering import kmeans_plusplus_seeds, mixture_attributes
+from ._scaling import to_unit_range
 
 __all__ = ["GMMCEBMClusterer"]
 
@@ -297,6 +299,23 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
 
     _pcd_net, _dsm_net = ClusteringPCDNet, ClusteringDSMNet
 
+    # n_init: the runs of a fresh fit, which a continued training does not use; the
+    # neighbours and the clustering stage's length are read at each call.
+    _continuable_params = BaseCEBM._continuable_params | {
+        "n_init",
+        "n_neighbors",
+        "cluster_balance",
+        "clustering_updates",
+        "clustering_learning_rate",
+    }
+
+    def _net_settings(self):
+        return dict(super()._net_settings(), clustering_lr=self.clustering_learning_rate)
+
+    def _apply_net_settings(self):
+        super()._apply_net_settings()
+        self._module().bias.cluster_balance = self.cluster_balance
+
     def _build_bias(self):
         # Equal N(0, 1) components: a single Gaussian until the seeding parts the means.
         return GaussianMixtureBias(
@@ -315,19 +334,38 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         return self.max_iter + math.ceil(self.clustering_updates / batches_per_epoch)
 
     def _training_targets(self, X_unit):
-        rows = nearest_neighbour_rows(X_unit, self.n_neighbors)
+        # fit's runs share the neighbours it found once for their common training data.
+        rows = self.__dict__.pop("_shared_neighbours", None)
+        if rows is None:
+            rows = nearest_neighbour_rows(X_unit, self.n_neighbors)
         # Kept for _on_fit_end, which scores the clusters on the same neighbours.
         self._training_neighbours = rows
         return rows
 
-    def _training_callbacks(self):
+    def _choose_means(self, random_state):
+        """The ``init_params`` seeding, ``(codes, n_seeds) -> means``, drawn from random_state."""
         seeds = {
             "k-means": _kmeans_centres,
             "k-means++": kmeans_plusplus_seeds,
             "random": _random_seeds,
         }[self.init_params]
-        choose = functools.partial(seeds, random_state=self.random_state)
-        return [("mixture_means_seeding", MixtureMeansSeeding(choose, after_epoch=self.max_iter))]
+        return functools.partial(seeds, random_state=random_state)
+
+    def _training_callbacks(self):
+        seeding = MixtureMeansSeeding(self._choose_means(self.random_state), self.max_iter)
+        return [("mixture_means_seeding", seeding)]
+
+    def _restart_clustering(self, X_unit, seed):
+        """Place the means afresh from ``seed`` and draw the clustering stage from it.
+
+        For a copy of a model whose likelihood stage has ended: the copies then differ in
+        where their means start and in the neighbours their updates draw.
+        """
+        seeding = dict(self.net_.callbacks_)["mixture_means_seeding"]
+        seeding.choose_seeds = self._choose_means(seed)
+        self.net_.module_.eval()
+        seeding.place(self.net_, X_unit)
+        self.net_.reseed(seed)
 
     def _on_fit_end(self, X):
         """Labels from a final pass over X, and the bias's components in numpy."""
@@ -370,9 +408,22 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=self.n_init
         )
-        runs = [clone(self).set_params(n_init=1, random_state=int(seed)) for seed in seeds]
-        for run in runs:
-            run.fit(X)
+        # One likelihood stage for all runs: it does not depend on the placement, and on
+        # the digits it was a third of a run's time.
+        likelihood = clone(self).set_params(n_init=1, random_state=int(seeds[0]))
+        likelihood._fit(X, reset=True, epochs=self.max_iter)
+        X_valid = likelihood._validate_input(X, reset=False)
+        X_unit = to_unit_range(X_valid, likelihood.input_center_, likelihood.input_scale_)
+        neighbours = nearest_neighbour_rows(X_unit, self.n_neighbors)
+        clustering_epochs = self._full_fit_epochs(X_valid.shape[0]) - self.max_iter
+        runs = []
+        for seed in seeds:
+            run = copy.deepcopy(likelihood)
+            run.random_state = int(seed)
+            run._restart_clustering(X_unit, int(seed))
+            run._shared_neighbours = neighbours
+            run._fit(X, reset=False, epochs=clustering_epochs)
+            runs.append(run)
         best = max(
             runs,
             key=lambda run: (len(np.unique(run.labels_)), run.neighbour_agreement_),
@@ -475,9 +526,9 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         if component is None:
             return super().sample(n_samples, n_steps=n_steps, random_state=random_state)
         check_is_fitted(self, "net_")
-        if not isinstance(component, Integral) or not 0 <= component < self.n_clusters:
-            raise ValueError(
-                f"component must be an integer in [0, {self.n_clusters}); got {component!r}."
-            )
+        # The fitted mixture's size: n_clusters may have been set anew since.
+        n_fitted = len(self.weights_)
+        if not isinstance(component, Integral) or not 0 <= component < n_fitted:
+            raise ValueError(f"component must be an integer in [0, {n_fitted}); got {component!r}.")
         energy = ComponentEnergy(self._module(), component)
         return self._draw(n_samples, n_steps, random_state, energy)

@@ -49,6 +49,11 @@ class NeighbourClusteringMixin:
         """Whether the current epoch (the last in ``history``) is a clustering epoch."""
         return len(self.history) > self.likelihood_epochs
 
+    def reseed(self, seed):
+        """Draw the rest of training from ``seed``, so that copies of one net then part."""
+        self.random_generator_.manual_seed(seed)
+        self.__dict__.pop("_device_generator", None)
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Keep the call's data, which the neighbour indices in ``y`` point into."""
         super().on_train_begin(net, X=X, y=y, **kwargs)

@@ -191,17 +191,42 @@ def test_gmmcebmclusterer_neighbour_agreement_is_the_share_of_pairs_in_one_clust
     assert clusterer.neighbour_agreement_ == pytest.approx(expected)
 
 
-def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbours(X):
-    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5}
-    best = GMMCEBMClusterer(**{**settings, "n_init": 3}, random_state=11).fit(X)
-    seeds = np.random.RandomState(11).randint(np.iinfo(np.int32).max, size=3)
-    runs = [GMMCEBMClusterer(**settings, random_state=int(seed)).fit(X) for seed in seeds]
-    keys = [(len(np.unique(run.labels_)), run.neighbour_agreement_) for run in runs]
-    winner = runs[keys.index(max(keys))]
-    np.testing.assert_array_equal(best.labels_, winner.labels_)
-    np.testing.assert_array_equal(best.cluster_means_, winner.cluster_means_)
-    assert best.neighbour_agreement_ == winner.neighbour_agreement_
+def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbours(X, monkeypatch):
+    # Every training that fit runs ends in _on_fit_end: record each one's outcome.
+    finished = []
+    on_fit_end = GMMCEBMClusterer._on_fit_end
+
+    def recording_on_fit_end(self, X):
+        on_fit_end(self, X)
+        losses = [row["train_loss"] for row in self.net_.history]
+        finished.append((self.labels_, self.neighbour_agreement_, self.cluster_means_, losses))
+
+    monkeypatch.setattr(GMMCEBMClusterer, "_on_fit_end", recording_on_fit_end)
+    settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 5, "n_init": 3}
+    best = GMMCEBMClusterer(**settings, random_state=11).fit(X)
+
+    # One likelihood stage, then three clustering stages continued from copies of it.
+    likelihood, *runs = finished
+    assert len(runs) == 3 and len(likelihood[3]) == 2
+    for run in runs:
+        assert run[3][:2] == likelihood[3]
+        assert len(run[3]) > 2
+    # The copies part: placed from different seeds, their means differ.
+    assert not np.allclose(runs[0][2], runs[1][2])
+    keys = [(len(np.unique(labels)), agreement) for labels, agreement, _, _ in runs]
+    labels, agreement, means, _ = runs[keys.index(max(keys))]
+    np.testing.assert_array_equal(best.labels_, labels)
+    np.testing.assert_array_equal(best.cluster_means_, means)
+    assert best.neighbour_agreement_ == agreement
     assert best.random_state == 11 and best.n_init == 3
+
+
+def test_gmmcebmclusterer_n_init_is_reproducible(X):
+    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 2}
+    first = GMMCEBMClusterer(**settings, random_state=5).fit(X)
+    second = GMMCEBMClusterer(**settings, random_state=5).fit(X)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    np.testing.assert_array_equal(first.cluster_means_, second.cluster_means_)
 
 
 def test_gmmcebmclusterer_learned_weights_stay_a_distribution(X):
@@ -297,3 +322,21 @@ def test_gmmcebmclusterer_cluster_balance_penalty_in_closed_form(X, clusters, di
     log_responsibilities = torch.eye(3)[clusters].log()
     penalty = module.bias.balance_penalty(log_responsibilities)
     assert penalty.item() == pytest.approx(2.0 * divergence, abs=1e-6)
+
+
+def test_gmmcebmclusterer_samples_the_fitted_components_after_set_params(fitted, X):
+    # Fitted with 3 clusters; the parameter now says 2, the model still has 3.
+    fitted.set_params(n_clusters=2)
+    assert fitted.sample(2, component=2, n_steps=2, random_state=0).shape == (2, X.shape[1])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        fitted.sample(2, component=3, n_steps=2)
+
+
+def test_gmmcebmclusterer_warm_start_applies_the_clustering_settings(X):
+    clusterer = GMMCEBMClusterer(**SETTINGS, warm_start=True, random_state=0).fit(X)
+    clusterer.set_params(clustering_learning_rate=1e-5, cluster_balance=0.5, n_neighbors=3)
+    clusterer.fit(X)
+    assert clusterer.net_.clustering_lr == 1e-5
+    assert clusterer.net_.module_.bias.cluster_balance == 0.5
+    with pytest.raises(ValueError, match="init_params"):
+        clusterer.set_params(init_params="random").fit(X)

@@ -232,6 +232,28 @@ def _same_setting(before, now):
         return False
 
 
+def copy_sharing_user_callbacks(obj, estimator):
+    """``copy.deepcopy(obj)``, except that the copy shares the user's callbacks.
+
+    The callbacks given to ``estimator`` (and the copies its net was built with) may hold
+    what cannot be copied, such as an open stream, and a copy of the net goes on
+    training with the same callbacks, which then see all of the training.
+
+    Parameters
+    ----------
+    obj : object
+        What to copy: the estimator or its net.
+    estimator : BaseNeuralEstimator
+        The estimator whose ``callbacks`` are shared.
+    """
+    given = list(estimator.callbacks or [])
+    net = estimator.__dict__.get("net_")
+    if net is not None:
+        given += list(net.callbacks or [])[: len(given)]
+    shared = [item[1] if isinstance(item, tuple) else item for item in given]
+    return copy.deepcopy(obj, {id(callback): callback for callback in shared})
+
+
 def _seed_from(random_state):
     """One int32 seed drawn from ``random_state``."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -431,7 +453,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         saved_nets = []
 
         def keep_net():
-            saved_nets.append(copy.deepcopy(self.net_))
+            saved_nets.append(copy_sharing_user_callbacks(self.net_, self))
 
         try:
             yield keep_net
@@ -455,6 +477,10 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
         self.device_ = device
+        self._record_built_params()
+
+    def _record_built_params(self):
+        """Remember the parameters as the network is built, for a continued training."""
         self._params_at_build = {
             name: tuple(value) if isinstance(value, list) else value
             for name, value in self.get_params(deep=False).items()

@@ -1,6 +1,5 @@
 """GMMCEBMClusterer: the conjugate EBM with a mixture-of-Gaussians bias as a clusterer."""
 
-import copy
 import functools
 import math
 from numbers import Integral, Real
@@ -13,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import CodesTransformerMixin
+from ._base import CodesTransformerMixin, copy_sharing_user_callbacks
 from ._callbacks import MixtureMeansSeeding
 from ._clustering_training import ClusteringDSMNet, ClusteringPCDNet
 from ._core.biases import GaussianMixtureBias
@@ -87,7 +86,8 @@ def nearest_neighbour_rows(X, n_neighbors):
     n_init : int
         Runs of the placement and the clustering stage, each from its own seed, after one
         shared likelihood stage; :meth:`fit` keeps the one whose clusters agree most with
-        the neighbours (see :meth:`fit`). ``partial_fit`` and a warm-started ``fit`` train
+        the neighbours (see :meth:`fit`). The runs share the ``callbacks`` given, which
+        thus see the whole fit. ``partial_fit`` and a warm-started ``fit`` train
         the one model they have.
     encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         As in :class:`CEBMEncoder`.
@@ -423,7 +423,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         clustering_epochs = self._full_fit_epochs(X_valid.shape[0]) - self.max_iter
         runs = []
         for seed in seeds:
-            run = copy.deepcopy(likelihood)
+            run = copy_sharing_user_callbacks(likelihood, likelihood)
             run.random_state = int(seed)
             run._restart_clustering(X_unit, int(seed))
             run._shared_neighbours = neighbours
@@ -436,6 +436,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         parameters = self.get_params(deep=False)
         fitted = {name: value for name, value in vars(best).items() if name not in parameters}
         self.__dict__.update(fitted)
+        # The runs were built from a clone: its callbacks are copies of this estimator's.
+        self._record_built_params()
         return self
 
     # ----------------------------------------------------------------- inference

@@ -5,6 +5,7 @@ tested over all of them in tests/test_common.py.
 """
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -340,3 +341,23 @@ def test_gmmcebmclusterer_warm_start_applies_the_clustering_settings(X):
     assert clusterer.net_.module_.bias.cluster_balance == 0.5
     with pytest.raises(ValueError, match="init_params"):
         clusterer.set_params(init_params="random").fit(X)
+
+
+class _CountingCallback(Callback):
+    """Counts the trainings it sees; holds a lock, which cannot be deep-copied."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.lock_ = threading.Lock()
+        self.trainings_seen_ = getattr(self, "trainings_seen_", 0) + 1
+
+
+def test_gmmcebmclusterer_runs_share_the_callbacks_given(X):
+    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 2}
+    clusterer = GMMCEBMClusterer(**settings, callbacks=[_CountingCallback()], random_state=0)
+    clusterer.fit(X)  # built from a fresh callback, which then holds a lock: no deepcopy
+    # The net's callback is the one every run trained with: the likelihood stage and the
+    # two clustering runs each began a training.
+    (counting,) = [cb for _, cb in clusterer.net_.callbacks_ if isinstance(cb, _CountingCallback)]
+    assert counting.trainings_seen_ == 3
+    clusterer.set_params(warm_start=True).fit(X)  # the rollback copy shares it too
+    assert counting.trainings_seen_ == 4

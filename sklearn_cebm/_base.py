@@ -29,7 +29,8 @@ from ._batching import batch_indexing_loader
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
-from ._scaling import fit_unit_range, from_unit_range, to_unit_range
+from ._out_of_range import distance_outside_range, project_onto_range, score_outside_range
+from ._scaling import fit_input_range, fit_unit_range, from_unit_range, to_unit_range
 from ._training import check_callbacks
 
 __all__ = [
@@ -476,6 +477,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         net.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
+        self.input_min_, self.input_max_ = fit_input_range(X, per_feature=self.image_shape is None)
         self.device_ = device
         self._record_built_params()
 
@@ -534,6 +536,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 self._apply_net_settings()
                 self.net_.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
             self.n_iter_ = len(self.net_.history)
+            self._record_training_score_extremes(X)
             # X as the caller gave it, so that its feature names reach the hook's calls.
             self._on_fit_end(X)
         return self
@@ -601,6 +604,30 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Returns the output (or tuple of outputs) as numpy arrays in X's float dtype.
         """
         X = self._validate_input(X, reset=False)
+        return self._map_scaled(function, X, X.dtype)
+
+    def _inference_in_range(self, function, X):
+        """:meth:`_inference` at the projection of ``X`` onto the training box, and distances.
+
+        Returns ``function``'s output at each row's nearest point of the box the model is
+        defined on (the row itself when inside it) and the row's
+        :func:`~sklearn_cebm._out_of_range.distance_outside_range`.
+        """
+        X = self._validate_input(X, reset=False)
+        low, high = self._training_range()
+        distance = distance_outside_range(X, low, high, self.input_scale_)
+        output = self._map_scaled(function, project_onto_range(X, low, high), X.dtype)
+        return output, distance
+
+    def _training_range(self):
+        """The box ``[input_min_, input_max_]``; for a model pickled before it was kept,
+        the box ``input_center_ +- input_scale_`` (which misses the constant features)."""
+        if hasattr(self, "input_min_"):
+            return self.input_min_, self.input_max_
+        return self.input_center_ - self.input_scale_, self.input_center_ + self.input_scale_
+
+    def _map_scaled(self, function, X, dtype):
+        """Scale the validated ``X`` into the box and map ``function`` over it in batches."""
         X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
         module = self._module()
         # In eval mode only for a call that succeeds, so that a rejected one changes nothing.
@@ -613,8 +640,21 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         except BaseException:
             module.train(was_training)
             raise
-        outputs = tuple(output.numpy().astype(X.dtype) for output in outputs)
+        outputs = tuple(output.numpy().astype(dtype) for output in outputs)
         return outputs if len(outputs) > 1 else outputs[0]
+
+    def _record_training_score_extremes(self, X):
+        """Keep the lowest score and the largest gradient norm of the training ``X``.
+
+        Out-of-range inputs are put beyond them (:meth:`score_samples`,
+        :meth:`score_gradient_norm`). Taken at the projections onto the box, which for a
+        first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
+        first call lowers them instead of escaping them.
+        """
+        energies, _ = self._inference_in_range(self._module(), X)
+        norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
+        self.lowest_training_score_ = float(np.min(-energies))
+        self.highest_training_gradient_norm_ = float(np.max(norms))
 
     def _sample(self, draw, n_samples, random_state):
         """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.
@@ -637,6 +677,11 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         as for scikit-learn's outlier detectors. The constant ``log Z`` is the same for
         every ``x``, so scores rank samples but are not normalised log-likelihoods.
 
+        The model is defined on the box ``[input_min_, input_max_]`` the training data
+        span, where its sampler is confined; outside it has no density, and an input
+        there scores ``min(s(pi(x)), lowest_training_score_) - (1 + d(x))``: below every
+        training score, the farther out the lower (see Notes).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -645,9 +690,31 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         ndarray of shape (n_samples,)
-            The scores, in X's float dtype.
+            The scores, in X's float dtype; finite.
+
+        Notes
+        -----
+        Outside the box its network only extrapolates, and may score an image of all
+        1000s far above the digits it was trained on. The log-density there is ``-inf``;
+        the score stays finite, so that it can be averaged and ranked, and keeps that
+        order: ``pi(x)`` is the nearest point of the box, ``s(pi(x))`` the model's score
+        there, ``d(x)`` the distance to the box in units of ``input_scale_`` (a feature
+        constant in training has a one-point range: any deviation is out of range). By
+        construction every such score lies at least one below the lowest score of the
+        training data, ``lowest_training_score_``, whatever the network does there.
         """
-        return -self._inference(self._module(), X)
+        energies, distance = self._inference_in_range(self._module(), X)
+        return score_outside_range(-energies, distance, self.lowest_training_score_)
+
+    def _gradient_norm_function(self):
+        """The batch function of the input-gradient norms in X's units."""
+        module = self._module()
+        input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
+
+        def gradient_norm(batch):
+            return energy_input_gradient_norm(module, batch, input_scale)
+
+        return gradient_norm
 
     def score_gradient_norm(self, X):
         """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.
@@ -659,6 +726,10 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         model's only by a constant. For images, scaled with one range for all pixels, the two
         differ by a constant factor and rank samples alike.
 
+        Outside the box ``[input_min_, input_max_]``, where the model has no density, the
+        norm is ``max(g(pi(x)), highest_training_gradient_norm_) + 1 + d(x)``: above every
+        training norm, by the rule of :meth:`score_samples`.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -667,15 +738,10 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         ndarray of shape (n_samples,)
-            Non-negative norms, in X's float dtype.
+            Non-negative norms, in X's float dtype; finite.
         """
-        module = self._module()
-        input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
-
-        def gradient_norm(batch):
-            return energy_input_gradient_norm(module, batch, input_scale)
-
-        return self._inference(gradient_norm, X)
+        norms, distance = self._inference_in_range(self._gradient_norm_function(), X)
+        return -score_outside_range(-norms, distance, -self.highest_training_gradient_norm_)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``.

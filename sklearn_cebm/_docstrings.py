@@ -95,6 +95,15 @@ n_iter_ : int
     Epochs trained in total.
 input_center_, input_scale_ : ndarray of shape (`n_features_in_`,)
     The learned map ``(X - center) / scale`` into the sampler's box ``[-1, 1]``.
+input_min_, input_max_ : ndarray of shape (`n_features_in_`,)
+    The box the training data span (one range for all pixels with ``image_shape``), on
+    which the model is defined; inputs outside it score below every training input.
+lowest_training_score_ : float
+    Lowest :meth:`score_samples` of the latest training X; out-of-range inputs score
+    at least one below it.
+highest_training_gradient_norm_ : float
+    Largest :meth:`score_gradient_norm` of the latest training X; out-of-range inputs
+    get at least one more.
 device_ : torch.device
     Device the model was trained on.
 n_features_in_ : int

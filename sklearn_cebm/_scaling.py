@@ -2,11 +2,11 @@
 
 import numpy as np
 
-__all__ = ["fit_unit_range", "from_unit_range", "to_unit_range"]
+__all__ = ["fit_input_range", "fit_unit_range", "from_unit_range", "to_unit_range"]
 
 
-def fit_unit_range(X, per_feature):
-    """Center and scale that map the range of ``X`` onto ``[-1, 1]``.
+def fit_input_range(X, per_feature):
+    """The range ``[low, high]`` of ``X``: the box the model is defined on, in X's units.
 
     Parameters
     ----------
@@ -17,14 +17,15 @@ def fit_unit_range(X, per_feature):
 
     Returns
     -------
-    center, scale : ndarray of shape (n_features,)
-        ``(X - center) / scale`` lies in ``[-1, 1]``; a constant column gets scale 1.
+    low, high : ndarray of shape (n_features,)
+        The smallest and largest value of each feature (of all of X, repeated, when not
+        ``per_feature``), in float64.
 
     Raises
     ------
     ValueError
         If a feature's range overflows float64 (it holds values near both of float64's
-        extremes), which would make its scale infinite.
+        extremes), which would make its scale into ``[-1, 1]`` infinite.
     """
     axis = 0 if per_feature else None
     low = np.broadcast_to(X.min(axis=axis), X.shape[1:]).astype(np.float64)
@@ -37,8 +38,32 @@ def fit_unit_range(X, per_feature):
             f"X spans more than float64 can hold in feature {feature} (from {low[feature]:.3g} "
             f"to {high[feature]:.3g}): its scale into [-1, 1] would be infinite. Rescale X."
         )
+    return low, high
+
+
+def fit_unit_range(X, per_feature):
+    """Center and scale that map the range of ``X`` onto ``[-1, 1]``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    per_feature : bool
+        As for :func:`fit_input_range`.
+
+    Returns
+    -------
+    center, scale : ndarray of shape (n_features,)
+        ``(X - center) / scale`` lies in ``[-1, 1]``; a constant column gets scale 1.
+
+    Raises
+    ------
+    ValueError
+        As :func:`fit_input_range`.
+    """
+    low, high = fit_input_range(X, per_feature)
     # Halves first: high + low can overflow where high - low does not.
     center = high / 2.0 + low / 2.0
+    span = high - low
     scale = np.where(span > 0, span / 2.0, 1.0)
     return center, scale
 

@@ -522,9 +522,12 @@ LOG_DENSITY_SCORES = [name for name in ESTIMATORS if name != "CEBMOutlierDetecto
 
 @_over(LOG_DENSITY_SCORES)
 def test_score_gradient_norm_is_the_norm_of_the_score_samples_gradient(estimator, X):
-    # Central differences in the caller's units, a step of 1% of each feature's range.
+    # Central differences in the caller's units, a step of 1% of each feature's range, at
+    # points a step inside the training box: across its ends the scores leave the model's.
     fitted = estimator.fit(X)
-    points, steps = X[:5], 1e-2 * np.ptp(X, axis=0)
+    steps = 1e-2 * np.ptp(X, axis=0)
+    inside = np.all((X - X.min(axis=0) > steps) & (X.max(axis=0) - X > steps), axis=1)
+    points = X[inside][:5]
     gradient = np.empty_like(points)
     for feature, step in enumerate(steps):
         shift = np.zeros(X.shape[1])
@@ -668,3 +671,32 @@ def test_transformer_pandas_in_and_out(estimator, X):
     assert list(estimator.feature_names_in_) == ["a", "b", "c"]
     assert list(codes.columns) == [f"{prefix}{i}" for i in range(estimator.n_components)]
     assert list(estimator.get_feature_names_out()) == list(codes.columns)
+
+
+# ----------------------------------------------------------------- out-of-range inputs
+def _out_of_range_rows(X):
+    """Rows outside the box X spans: far out, just out, scaled up, and off a constant column."""
+    low, high = X.min(axis=0), X.max(axis=0)
+    just_above = X[0].copy()
+    just_above[0] = high[0] + 1e-3 * (high[0] - low[0])
+    off_constant = X[1].copy()
+    off_constant[-1] += 1e-3
+    return np.vstack([np.full(X.shape[1], 1000.0), just_above, 1e6 * X[2], off_constant])
+
+
+@_over(ESTIMATORS)
+def test_out_of_range_inputs_score_below_every_training_input(estimator, X):
+    # The last column is constant in training: any deviation from it is out of range.
+    X = np.column_stack([X, np.full(len(X), 2.0)])
+    fitted = estimator.fit(X)
+    outside = _out_of_range_rows(X)
+    scores = fitted.score_samples(outside)
+    assert np.all(np.isfinite(scores))
+    assert scores.max() < fitted.score_samples(X).min()
+    if hasattr(fitted, "score_gradient_norm"):
+        norms = fitted.score_gradient_norm(outside)
+        assert np.all(np.isfinite(norms))
+        assert norms.min() > fitted.score_gradient_norm(X).max()
+    if hasattr(fitted, "decision_function"):
+        assert np.all(fitted.decision_function(outside) < 0)
+        np.testing.assert_array_equal(fitted.predict(outside), -1)

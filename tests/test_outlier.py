@@ -6,6 +6,8 @@ tested over all of them in tests/test_common.py.
 
 import numpy as np
 import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector
 
@@ -80,3 +82,40 @@ def test_cebmoutlierdetector_warm_start_recomputes_the_offset(X):
     ).fit(X)
     detector.set_params(contamination=0.4).fit(X)
     assert abs(np.sum(detector.predict(X) == -1) - 0.4 * len(X)) <= 1
+
+
+# Out-of-range inputs: the model is defined on the box its training data span, and outside
+# it its network only extrapolates (an image of all 1000s scored 38,284 against a median
+# of -0.23, and was an inlier).
+@pytest.mark.parametrize("outlier_score", OUTLIER_SCORES)
+def test_cebmoutlierdetector_flags_an_image_far_outside_the_pixel_range(digits, outlier_score):
+    X = digits[0]
+    detector = CEBMOutlierDetector(
+        **CHEAP_SETTINGS, image_shape=(1, 8, 8), outlier_score=outlier_score, random_state=0
+    ).fit(X)
+    bright = np.full((1, 64), 1000.0)
+    assert detector.score_samples(bright)[0] < detector.score_samples(X).min()
+    np.testing.assert_array_equal(detector.predict(bright), [-1])
+
+
+def _uniform_noise_like(X, seed=0):
+    return np.random.default_rng(seed).uniform(0, 16, size=X.shape)
+
+
+def test_cebmoutlierdetector_per_feature_ranges_put_noise_below_the_digits(digits):
+    # Without image_shape each pixel has its own range; some are constant in training.
+    X = digits[0]
+    detector = CEBMOutlierDetector(**CHEAP_SETTINGS, random_state=0).fit(X)
+    assert np.any(X.min(axis=0) == X.max(axis=0))
+    noise = _uniform_noise_like(X)
+    assert detector.score_samples(noise).max() < detector.score_samples(X).min()
+    np.testing.assert_array_equal(detector.predict(noise), -1)
+
+
+def test_cebmoutlierdetector_after_minmaxscaler_puts_noise_below_the_digits(digits):
+    X = digits[0]
+    pipeline = make_pipeline(MinMaxScaler(), CEBMOutlierDetector(**CHEAP_SETTINGS, random_state=0))
+    pipeline.fit(X)
+    noise = _uniform_noise_like(X)
+    assert pipeline.score_samples(noise).max() < pipeline.score_samples(X).min()
+    np.testing.assert_array_equal(pipeline.predict(noise), -1)

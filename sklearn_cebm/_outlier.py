@@ -85,6 +85,15 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
     The score is chosen at fit: changing ``outlier_score`` afterwards leaves ``offset_`` on the
     other score's scale, so refit.
 
+    The model is defined on the box the training data span (``input_min_``,
+    ``input_max_``), where its sampler is confined; it has no density outside, where its
+    network only extrapolates. An input outside the box scores at least one below every
+    training score (for ``'gradient_norm'``, its norm at least one above every training
+    norm), the farther out the lower (see :meth:`sklearn_cebm.CEBMEncoder.score_samples`),
+    so it falls below ``offset_`` and :meth:`predict` flags it. Without ``image_shape`` each
+    feature has its own range, and any deviation on a feature constant in training is out
+    of range.
+
     References
     ----------
     H. Wu, B. Esmaeili, M. Wick, J.-B. Tristan, J.-W. van de Meent. Conjugate Energy-Based
@@ -191,7 +200,8 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         ndarray of shape (n_samples,)
             With ``outlier_score='log_density'`` the unnormalised log-density ``-E(x)``;
             with ``outlier_score='gradient_norm'`` the negative :meth:`score_gradient_norm`. In X's
-            float dtype.
+            float dtype. Inputs outside the training data's box score below every training
+            input (see Notes).
         """
         if self.outlier_score == "gradient_norm":
             return -self.score_gradient_norm(X)

@@ -264,3 +264,18 @@ def test_clustering_matched_accuracy_matches_clusters_to_classes_one_to_one():
     assert module.matched_accuracy(y, np.array([5, 5, 3, 3, 4, 4])) == 1.0
     # Three clusters over two classes: the third cluster's row cannot be matched.
     assert module.matched_accuracy(y[:4], np.array([1, 1, 0, 2])) == 0.75
+
+
+def test_clustering_few_label_writes_both_rows(tmp_path):
+    script = _load_script("clustering_few_label")
+    output = tmp_path / "few_label.md"
+    argv = ["--n-train", "60", "--n-test", "30", "--n-draws", "1", "--output", str(output)]
+    argv += ["--clustering-updates", "4", "--budgets", "1", "2", "all"]
+    for name, value in {**CHEAP_SETTINGS, "n_components": 4, "max_iter": 1}.items():
+        argv += ["--set", f"{name}={value!r}"]
+    rows = script.main(argv)
+    assert set(rows) == {"GMMCEBMClusterer", "CEBMEncoder"}
+    for accuracy in rows.values():
+        assert set(accuracy) == {1, 2, None}
+        assert all(0.0 <= mean <= 1.0 for mean, _ in accuracy.values())
+    assert "| GMMCEBMClusterer |" in output.read_text()

@@ -7,7 +7,7 @@ from ._gmm_vae import GMMVAEClusterer
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
 from ._presets import paper_settings
-from ._training import TrainingDivergedError
+from ._training import TrainingDivergedError, TrainingInterrupted
 from ._vae import VAEEncoder
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "IGEBMEncoder",
     "SamplerWarning",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "VAEEncoder",
     "paper_settings",
 ]

@@ -10,6 +10,7 @@ the torch module and the net that trains it; the energy-based ones add their sam
 
 import contextlib
 import copy
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
@@ -31,7 +32,7 @@ from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._out_of_range import distance_outside_range, project_onto_range, score_outside_range
 from ._scaling import fit_input_range, fit_unit_range, from_unit_range, to_unit_range
-from ._training import check_callbacks
+from ._training import TrainingInterrupted, check_callbacks
 
 __all__ = [
     "BaseNeuralEstimator",
@@ -518,6 +519,26 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         for name, value in settings.items():
             setattr(self.net_, name, value)
 
+    def _training_interrupted(self):
+        """Whether the latest training call stopped at an interrupt (Ctrl-C)."""
+        return bool(getattr(self.net_, "interrupted_", False))
+
+    def _warn_interrupted(self):
+        """Say that training stopped at an interrupt and what the model now holds."""
+        last = self.net_.history[-1] if len(self.net_.history) else {}
+        where = (
+            f"in epoch {last['epoch']} after {last['train_batch_count']} batches"
+            if last.get("interrupted")
+            else "at an epoch's end"
+        )
+        warnings.warn(
+            f"Training was interrupted (KeyboardInterrupt) {where}; {type(self).__name__} "
+            f"keeps the model trained so far (n_iter_={self.n_iter_}). Turn "
+            "TrainingInterrupted into an error to have an interrupt abort the call instead.",
+            TrainingInterrupted,
+            stacklevel=4,
+        )
+
     def _fit(self, X, reset, epochs=None):
         """Train for ``epochs`` epochs (a full fit's if None), from scratch when ``reset``.
 
@@ -536,6 +557,8 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 self._apply_net_settings()
                 self.net_.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
             self.n_iter_ = len(self.net_.history)
+            if self._training_interrupted():
+                self._warn_interrupted()
             self._record_training_score_extremes(X)
             # X as the caller gave it, so that its feature names reach the hook's calls.
             self._on_fit_end(X)

@@ -417,18 +417,24 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         # the digits it was a third of a run's time.
         likelihood = clone(self).set_params(n_init=1, random_state=int(seeds[0]))
         likelihood._fit(X, reset=True, epochs=self.max_iter)
+        # An interrupt (Ctrl-C) stops the whole fit, not one stage or run: the model
+        # trained so far, or the best of the runs so far, is kept.
+        interrupted = likelihood._training_interrupted()
         X_valid = likelihood._validate_input(X, reset=False)
         X_unit = to_unit_range(X_valid, likelihood.input_center_, likelihood.input_scale_)
         neighbours = nearest_neighbour_rows(X_unit, self.n_neighbors)
         clustering_epochs = self._full_fit_epochs(X_valid.shape[0]) - self.max_iter
-        runs = []
+        runs = [likelihood] if interrupted else []
         for seed in seeds:
+            if interrupted:
+                break
             run = copy_sharing_user_callbacks(likelihood, likelihood)
             run.random_state = int(seed)
             run._restart_clustering(X_unit, int(seed))
             run._shared_neighbours = neighbours
             run._fit(X, reset=False, epochs=clustering_epochs)
             runs.append(run)
+            interrupted = run._training_interrupted()
         best = max(
             runs,
             key=lambda run: (len(np.unique(run.labels_)), run.neighbour_agreement_),

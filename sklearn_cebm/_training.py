@@ -7,6 +7,7 @@ ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
 :class:`SeededNet`, which the VAE's :class:`~sklearn_cebm._vae_training.ELBONet` shares.
 """
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
@@ -27,6 +28,7 @@ __all__ = [
     "PCDNet",
     "SeededNet",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "check_callbacks",
 ]
 
@@ -90,6 +92,37 @@ class TrainingDivergedError(RuntimeError):
     ...     print("diverged; fitted:", hasattr(encoder, "net_"))
     diverged; fitted: False
     """
+
+
+class TrainingInterrupted(UserWarning):
+    """Training was interrupted (Ctrl-C): it stopped at a batch's end, and the model is kept.
+
+    Issued by ``fit`` and ``partial_fit`` of every estimator when a ``KeyboardInterrupt``
+    arrives during training. The call then returns normally with a usable model: the
+    updates made before the interrupt are kept, the last row of ``history_`` holds the
+    means over the batches done in the epoch cut short and ``interrupted=True``, and
+    ``n_iter_`` counts that epoch. :class:`GMMCEBMClusterer` stops its whole fit, not only
+    the run in progress. To have an interrupt abort the call instead, turn this warning
+    into an error (``warnings.simplefilter("error", TrainingInterrupted)``): the call then
+    fails and, as every failed call, leaves the estimator as it was before it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklearn_cebm import TrainingInterrupted
+    >>> warnings.simplefilter("error", TrainingInterrupted)  # Ctrl-C aborts fit instead
+    >>> warnings.resetwarnings()
+    """
+
+
+def _batch_mean(batches, key):
+    """Mean of ``key`` over the batches that recorded it, weighted by their sizes, as
+    skorch's ``PassthroughScoring`` averages an epoch; None when no batch did."""
+    done = [batch for batch in batches if key in batch and "train_batch_size" in batch]
+    if not done:
+        return None
+    sizes = [batch["train_batch_size"] for batch in done]
+    return float(np.average([batch[key] for batch in done], weights=sizes))
 
 
 class SeededNet(NeuralNet):
@@ -170,8 +203,44 @@ class SeededNet(NeuralNet):
             self._device_generator = generator
         return generator
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, noting an interrupt (``interrupted_``) before skorch swallows it.
+
+        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` and ends training quietly;
+        the flag lets :meth:`on_train_end` close the epoch cut short and the estimator
+        say so. Nothing of the loop itself changes.
+        """
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
+
+    def _close_interrupted_epoch(self):
+        """Give the epoch cut short its means over the batches done, or drop it if none.
+
+        skorch records an epoch's means only at its end, which an interrupted epoch never
+        reaches; its row would lack ``train_loss``.
+        """
+        epoch = self.history[-1] if len(self.history) else None
+        if epoch is None or "train_loss" in epoch:
+            return  # interrupted between epochs
+        means = {key: _batch_mean(epoch["batches"], key) for key in ("train_loss", *self.recorded)}
+        if means["train_loss"] is None:
+            del self.history[-1]  # not one batch done: the weights have not changed
+            return
+        for key, mean in means.items():
+            if mean is not None:
+                self.history.record(key, mean)
+        done = [batch for batch in epoch["batches"] if "train_loss" in batch]
+        self.history.record("train_batch_count", len(done))
+        self.history.record("interrupted", True)
+
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Refuse to finish with non-finite weights."""
+        """Close an interrupted epoch; refuse to finish with non-finite weights."""
+        if getattr(self, "interrupted_", False):
+            self._close_interrupted_epoch()
         super().on_train_end(net, X=X, y=y, **kwargs)
         for name, parameter in self.module_.named_parameters():
             if not torch.isfinite(parameter).all():

@@ -293,9 +293,9 @@ def save(estimator, path, *, inference_only=False):
         Leave out what only further training reads: Adam's moment estimates, the replay
         buffer's persistent chains and the per-batch records of the history (its
         per-epoch rows are kept). Outputs and samples are unchanged; training the loaded
-        model further restarts Adam and the chains. For a default ``CEBMEncoder`` on the
-        digits this takes the file from about 3.1 MB to 0.6 MB: the weights are a fifth
-        of the full file, Adam's state two fifths and the 5,000 chains the rest.
+        model further restarts Adam and the chains. A default ``CEBMEncoder`` trained on
+        the 1,797 digits takes 2.5 MB in full and 0.57 MB inference-only (joblib: 3.2
+        MB): Adam keeps two numbers per weight, and the replay buffer 5,000 chains.
 
     Raises
     ------

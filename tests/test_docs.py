@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ("sklearn_cebm", "sklearn_cebm.evaluation", "sklearn_cebm.datasets")
+PUBLIC_MODULES = (
+    "sklearn_cebm",
+    "sklearn_cebm.evaluation",
+    "sklearn_cebm.datasets",
+    "sklearn_cebm.persistence",
+)
 GENERATED = ("_build", "auto_examples", "generated", "sg_execution_times.rst")
 BUILD_TIMEOUT_S = 900
 

@@ -7,7 +7,10 @@ changes, and keep the old file's test).
 """
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from functools import cache
 from pathlib import Path
@@ -161,6 +164,46 @@ def test_model_trained_on_cuda_loads_on_the_cpu(tmp_path):
     assert loaded.device == "cuda"
     assert next(loaded.net_.module_.parameters()).device == torch.device("cpu")
     _assert_same_outputs(_outputs(loaded, _blobs()), _outputs(fitted, _blobs()))
+
+
+_LOAD_WITHOUT_CUDA = """
+import json, sys
+import numpy as np, torch
+from sklearn_cebm.persistence import load
+loaded = load(sys.argv[1])
+X = np.load(sys.argv[2])
+print(json.dumps({
+    "cuda_available": torch.cuda.is_available(),
+    "device_": str(loaded.device_),
+    "score_samples": loaded.score_samples(X).tolist(),
+    "transform": loaded.transform(X).tolist(),
+}))
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_model_trained_on_cuda_loads_on_cuda_here_and_on_the_cpu_without_it(tmp_path):
+    X = _blobs()
+    fitted = clone(ESTIMATORS["CEBMEncoder"]).set_params(random_state=0, device="cuda").fit(X)
+    save(fitted, tmp_path / "model.zip")
+    loaded = load(tmp_path / "model.zip")
+    assert loaded.device_.type == "cuda"
+    _assert_same_outputs(_outputs(loaded, X), _outputs(fitted, X))
+    np.save(tmp_path / "X.npy", X)
+    arguments = [str(tmp_path / "model.zip"), str(tmp_path / "X.npy")]
+    completed = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_CUDA, *arguments],
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["cuda_available"] is False and report["device_"] == "cpu"
+    for method in ("score_samples", "transform"):
+        on_gpu = getattr(fitted, method)(X)
+        np.testing.assert_allclose(report[method], on_gpu, rtol=1e-4, atol=1e-5, err_msg=method)
 
 
 @pytest.mark.parametrize(

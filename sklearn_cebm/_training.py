@@ -10,7 +10,14 @@ ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+    ProgressBar,
+)
 from skorch.dataset import unpack_data
 
 from ._callbacks import SamplerMonitor
@@ -110,8 +117,10 @@ class TrainingInterrupted(UserWarning):
     --------
     >>> import warnings
     >>> from sklearn_cebm import TrainingInterrupted
-    >>> warnings.simplefilter("error", TrainingInterrupted)  # Ctrl-C aborts fit instead
-    >>> warnings.resetwarnings()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", TrainingInterrupted)  # Ctrl-C aborts fit instead
+    ...     issubclass(TrainingInterrupted, UserWarning)
+    True
     """
 
 
@@ -206,16 +215,25 @@ class SeededNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, noting an interrupt (``interrupted_``) before skorch swallows it.
 
-        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` and ends training quietly;
-        the flag lets :meth:`on_train_end` close the epoch cut short and the estimator
-        say so. Nothing of the loop itself changes.
+        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` and ends training quietly
+        (its ``EarlyStopping`` raises one to stop); the flag lets :meth:`on_train_end`
+        close the epoch cut short and the estimator say so. Nothing of the loop itself
+        changes.
         """
         self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self.interrupted_ = True
+            # skorch's EarlyStopping ends training by the same exception: no interrupt.
+            self.interrupted_ = not self._stopped_early()
             raise
+
+    def _stopped_early(self):
+        """Whether a skorch ``EarlyStopping`` has just ended training."""
+        return any(
+            isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+            for _, callback in self.callbacks_
+        )
 
     def _close_interrupted_epoch(self):
         """Give the epoch cut short its means over the batches done, or drop it if none.

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, TrainingInterrupted, VAEEncoder
 
@@ -146,3 +146,13 @@ def test_clusterer_interrupt_stops_the_whole_fit(call, n_rows):
     _check_closed_interrupted_row(clusterer, n_rows=n_rows)
     assert clusterer.labels_.shape == (len(X),)
     np.testing.assert_array_equal(clusterer.labels_, clusterer.predict(X))
+
+
+def test_early_stopping_is_no_interrupt():
+    """skorch's EarlyStopping ends training with a KeyboardInterrupt of its own."""
+    stopper = EarlyStopping(monitor="train_loss", patience=1, threshold=1e9, sink=lambda _: None)
+    estimator = CEBMEncoder(**CHEAP_SETTINGS | dict(max_iter=10), callbacks=[stopper])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingInterrupted)
+        estimator.fit(_data())
+    assert estimator.n_iter_ == 2 and "interrupted" not in estimator.history_[-1]

@@ -1,6 +1,7 @@
 """Conjugate Energy-Based Models (Wu et al., ICML 2021) as scikit-learn estimators."""
 
 from ._callbacks import SamplerWarning
+from ._checkpoint import EpochCheckpoint, resume_fit
 from ._clusterer import GMMCEBMClusterer
 from ._encoder import CEBMEncoder
 from ._gmm_vae import GMMVAEClusterer
@@ -13,6 +14,7 @@ from ._vae import VAEEncoder
 __all__ = [
     "CEBMEncoder",
     "CEBMOutlierDetector",
+    "EpochCheckpoint",
     "GMMCEBMClusterer",
     "GMMVAEClusterer",
     "IGEBMEncoder",
@@ -21,5 +23,6 @@ __all__ = [
     "TrainingInterrupted",
     "VAEEncoder",
     "paper_settings",
+    "resume_fit",
 ]
 __version__ = "0.1.0.dev0"

@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._batching import batch_indexing_loader
+from ._checkpoint import CHECKPOINT_FORMAT, EpochCheckpoint, dump_atomically
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 from ._core.scores import energy_input_gradient_norm
@@ -251,7 +252,11 @@ def copy_sharing_user_callbacks(obj, estimator):
     given = list(estimator.callbacks or [])
     net = estimator.__dict__.get("net_")
     if net is not None:
-        given += list(net.callbacks or [])[: len(given)]
+        # The net's copies of the user's callbacks: all but the estimator's own.
+        own = {name for name, _ in estimator._training_callbacks()}
+        given += [
+            item for item in net.callbacks or [] if not (isinstance(item, tuple) and item[0] in own)
+        ]
     shared = [item[1] if isinstance(item, tuple) else item for item in given]
     return copy.deepcopy(obj, {id(callback): callback for callback in shared})
 
@@ -438,10 +443,25 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             iterator_train=batch_indexing_loader,
             iterator_train__shuffle=True,
             iterator_train__generator=torch.Generator().manual_seed(loader_seed),
-            callbacks=[*copy.deepcopy(self.callbacks or []), *self._training_callbacks()],
+            callbacks=self._net_callbacks(),
             verbose=self.verbose,
             device=str(device),
         )
+
+    def _net_callbacks(self):
+        """Copies of the user's callbacks, then the subclass's, then the checkpoints.
+
+        A checkpoint comes last so that it writes the model as the epoch's other
+        callbacks (a mixture's placement of its means) left it.
+        """
+        given = copy.deepcopy(self.callbacks or [])
+
+        def is_checkpoint(item):
+            return isinstance(item[1] if isinstance(item, tuple) else item, EpochCheckpoint)
+
+        others = [item for item in given if not is_checkpoint(item)]
+        checkpoints = [item for item in given if is_checkpoint(item)]
+        return [*others, *self._training_callbacks(), *checkpoints]
 
     # ----------------------------------------------------------------- training
     @contextlib.contextmanager
@@ -467,7 +487,11 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             raise
 
     def _fit_new(self, X, epochs):
-        """Build everything from scratch and train; attributes are set only on success."""
+        """Build everything from scratch and train.
+
+        The attributes are set before training, so that a checkpoint written at an
+        epoch's end holds them; :meth:`_fit`'s rollback removes them on failure.
+        """
         device = _resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         center, scale = fit_unit_range(X, per_feature=self.image_shape is None)
@@ -475,12 +499,48 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         X_unit = to_unit_range(X, center, scale)
         module = self._build_model(X_unit, init_generator)
         net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
-        net.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
         self.input_min_, self.input_max_ = fit_input_range(X, per_feature=self.image_shape is None)
         self.device_ = device
         self._record_built_params()
+        self._train(X_unit, epochs)
+
+    def _train(self, X_unit, epochs):
+        """Train ``net_`` for ``epochs`` epochs, its checkpoints writing this estimator."""
+        net = self.net_
+        end = len(net.history) + epochs
+        checkpoints = [cb for _, cb in net.callbacks_ if isinstance(cb, EpochCheckpoint)]
+
+        def write(path):
+            self._write_checkpoint(path, epochs_left=end - len(net.history))
+
+        for checkpoint in checkpoints:
+            checkpoint.write_ = write
+        try:
+            net.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
+        finally:
+            for checkpoint in checkpoints:
+                checkpoint.write_ = None
+
+    # What a fit keeps only while it runs, and a checkpoint leaves out.
+    _transient_attributes = frozenset({"_shared_neighbours", "_training_neighbours"})
+
+    def _write_checkpoint(self, path, epochs_left):
+        """Dump this estimator, as training has left it, and the epochs its call has left."""
+        snapshot = object.__new__(type(self))
+        snapshot.__dict__.update(
+            (name, value)
+            for name, value in self.__dict__.items()
+            if name not in self._transient_attributes
+        )
+        snapshot.n_iter_ = len(self.net_.history)
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "estimator": snapshot,
+            "epochs_left": epochs_left,
+        }
+        dump_atomically(checkpoint, path)
 
     def _record_built_params(self):
         """Remember the parameters as the network is built, for a continued training."""
@@ -555,7 +615,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 self._check_built_params_unchanged()
                 keep_net()
                 self._apply_net_settings()
-                self.net_.partial_fit(X_unit, self._training_targets(X_unit), epochs=epochs)
+                self._train(X_unit, epochs)
             self.n_iter_ = len(self.net_.history)
             if self._training_interrupted():
                 self._warn_interrupted()

@@ -137,6 +137,12 @@ class PlacementAfterEpoch(Callback):
         # The net is pickled with its callbacks: keep no reference to the data.
         self.training_data_ = None
 
+    def __getstate__(self):
+        # A checkpoint pickles the net in the middle of training: without the data too.
+        state = dict(self.__dict__)
+        state["training_data_"] = None
+        return state
+
     def place(self, net, X):
         """What to do with the trained ``net`` and its training data ``X``; subclasses say."""
         raise NotImplementedError

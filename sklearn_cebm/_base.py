@@ -24,6 +24,7 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._batching import batch_indexing_loader
@@ -279,6 +280,15 @@ class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+    def _like_codes(self, std, X):
+        """``std`` in the container ``set_output`` gives the codes of X.
+
+        scikit-learn's ``set_output`` wraps only the first element of a tuple that
+        ``transform`` returns; the stds, column for column the codes', get the same
+        container, index and column names.
+        """
+        return _wrap_data_with_container("transform", std, X, self)
+
 
 class PosteriorTransformerMixin(CodesTransformerMixin):
     """A transformer to the mean (and std) of the Gaussian posterior its module computes.
@@ -302,10 +312,11 @@ class PosteriorTransformerMixin(CodesTransformerMixin):
         Z : ndarray of shape (n_samples, n_components)
             Posterior means, in X's float dtype.
         Z_std : ndarray of shape (n_samples, n_components)
-            Posterior stds; only when ``return_std`` is True.
+            Posterior stds; only when ``return_std`` is True. Under ``set_output``, in
+            the same container as ``Z``.
         """
         mean, std = self._inference(self._module().posterior_mean_std, X)
-        return (mean, std) if return_std else mean
+        return (mean, self._like_codes(std, X)) if return_std else mean
 
 
 class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):

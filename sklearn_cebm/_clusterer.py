@@ -500,7 +500,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         Z : ndarray of shape (n_samples, n_components)
             In X's float dtype.
         Z_std : ndarray of shape (n_samples, n_components)
-            Only when ``return_std`` is True.
+            Only when ``return_std`` is True. Under ``set_output``, in the same container
+            as ``Z``.
         """
         module = self._module()
         if mixture_mean:
@@ -511,7 +512,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
                 )
             return self._inference(module.bias_method("posterior_mixture_mean"), X)
         mean, std = self._inference(module.bias_method("most_probable_posterior_mean_std"), X)
-        return (mean, std) if return_std else mean
+        return (mean, self._like_codes(std, X)) if return_std else mean
 
     def sample(self, n_samples=1, *, component=None, n_steps=500, random_state=None):
         """Draw samples by SGLD from fresh chains, from ``p(x)`` or from ``p(x | y)``.

@@ -6,6 +6,7 @@ scikit-learn tools around an estimator. What one estimator alone does is tested 
 ``tests/test_<its module>.py``.
 """
 
+import inspect
 import math
 import re
 
@@ -672,6 +673,14 @@ def test_transformer_pandas_in_and_out(estimator, X):
     assert list(estimator.feature_names_in_) == ["a", "b", "c"]
     assert list(codes.columns) == [f"{prefix}{i}" for i in range(estimator.n_components)]
     assert list(estimator.get_feature_names_out()) == list(codes.columns)
+    if "return_std" in inspect.signature(estimator.transform).parameters:
+        # set_output wraps a tuple's first element only: the stds come in the same frame.
+        frame.index = frame.index + 10
+        means, stds = estimator.transform(frame, return_std=True)
+        assert isinstance(stds, pd.DataFrame)
+        assert list(stds.columns) == list(means.columns)
+        assert list(stds.index) == list(means.index) == list(frame.index)
+        assert (stds.to_numpy() > 0).all()
 
 
 # ----------------------------------------------------------------- out-of-range inputs

@@ -12,7 +12,6 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import (
     Callback,
-    EarlyStopping,
     EpochTimer,
     PassthroughScoring,
     PrintLog,
@@ -79,6 +78,21 @@ def check_callbacks(callbacks):
             "validation split (train_split=None), so there is no validation score: monitor "
             "'train_loss' (or 'train_loss_best'), or score with on_train=True, instead."
         )
+
+
+def _raised_by_a_callback(error):
+    """Whether ``error`` was raised in a method of a skorch callback, not by a signal.
+
+    The innermost frame of its traceback is where the exception started: a callback's
+    own ``raise KeyboardInterrupt`` is a request to stop; Ctrl-C arrives wherever the
+    interpreter is, almost always in the training step.
+    """
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return isinstance(traceback.tb_frame.f_locals.get("self"), Callback)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -215,25 +229,20 @@ class SeededNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, noting an interrupt (``interrupted_``) before skorch swallows it.
 
-        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` and ends training quietly
-        (its ``EarlyStopping`` raises one to stop); the flag lets :meth:`on_train_end`
-        close the epoch cut short and the estimator say so. Nothing of the loop itself
-        changes.
+        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` and ends training quietly;
+        the flags let :meth:`on_train_end` close the epoch cut short and the estimator
+        say so. A callback that raises it itself (skorch's ``EarlyStopping``, a time
+        budget) stops training on purpose: that is no interrupt (``interrupted_`` stays
+        False), though its epoch is closed alike (``stopped_``). Nothing of the loop
+        itself changes.
         """
-        self.interrupted_ = False
+        self.interrupted_ = self.stopped_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            # skorch's EarlyStopping ends training by the same exception: no interrupt.
-            self.interrupted_ = not self._stopped_early()
+        except KeyboardInterrupt as error:
+            self.stopped_ = True
+            self.interrupted_ = not _raised_by_a_callback(error)
             raise
-
-    def _stopped_early(self):
-        """Whether a skorch ``EarlyStopping`` has just ended training."""
-        return any(
-            isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-            for _, callback in self.callbacks_
-        )
 
     def _close_interrupted_epoch(self):
         """Give the epoch cut short its means over the batches done, or drop it if none.
@@ -253,11 +262,11 @@ class SeededNet(NeuralNet):
                 self.history.record(key, mean)
         done = [batch for batch in epoch["batches"] if "train_loss" in batch]
         self.history.record("train_batch_count", len(done))
-        self.history.record("interrupted", True)
+        self.history.record("interrupted", self.interrupted_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Close an interrupted epoch; refuse to finish with non-finite weights."""
-        if getattr(self, "interrupted_", False):
+        if getattr(self, "stopped_", False):
             self._close_interrupted_epoch()
         super().on_train_end(net, X=X, y=y, **kwargs)
         for name, parameter in self.module_.named_parameters():

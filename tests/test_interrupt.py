@@ -21,9 +21,16 @@ BATCH_SIZE = 32
 N_BATCHES = 12
 
 
+def _press_ctrl_c():
+    # Ctrl-C raises wherever the interpreter is; a callback's own raise is a deliberate
+    # stop (skorch's EarlyStopping), which is no interrupt. Raised here, outside any
+    # callback method, it is the interrupt a user causes.
+    raise KeyboardInterrupt
+
+
 class InterruptAtBatch(Callback):
-    """Raise ``KeyboardInterrupt`` at the end of training batch ``batch`` of training call
-    ``call`` (counted over the calls of the net and of the copies that share this callback).
+    """Press Ctrl-C at the end of training batch ``batch`` of training call ``call``
+    (counted over the calls of the net and of the copies that share this callback).
     """
 
     def __init__(self, batch=3, call=1):
@@ -38,7 +45,7 @@ class InterruptAtBatch(Callback):
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
         self.batches_ += training
         if self.calls_ == self.call and self.batches_ == self.batch:
-            raise KeyboardInterrupt
+            _press_ctrl_c()
 
 
 def _data(seed=0):
@@ -156,3 +163,22 @@ def test_early_stopping_is_no_interrupt():
         warnings.simplefilter("error", TrainingInterrupted)
         estimator.fit(_data())
     assert estimator.n_iter_ == 2 and "interrupted" not in estimator.history_[-1]
+
+
+class _StopAtBatch(InterruptAtBatch):
+    """A time budget's way to stop: the callback raises KeyboardInterrupt itself."""
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        self.batches_ += training
+        if self.calls_ == self.call and self.batches_ == self.batch:
+            raise KeyboardInterrupt
+
+
+def test_a_callbacks_own_stop_is_no_interrupt_but_closes_its_epoch():
+    estimator = CEBMEncoder(**CHEAP_SETTINGS | dict(max_iter=3), callbacks=[_StopAtBatch()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingInterrupted)
+        estimator.fit(_data())
+    last = estimator.history_[-1]
+    assert estimator.n_iter_ == 1 and last["train_batch_count"] == 3
+    assert "train_loss" in last and last["interrupted"] is False

@@ -361,3 +361,20 @@ def test_gmmcebmclusterer_runs_share_the_callbacks_given(X):
     assert counting.trainings_seen_ == 3
     clusterer.set_params(warm_start=True).fit(X)  # the rollback copy shares it too
     assert counting.trainings_seen_ == 4
+
+
+def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
+    import sklearn_cebm._clusterer as clusterer_module
+
+    calls = []
+    find = clusterer_module.nearest_neighbour_rows
+
+    def counting(X_unit, n_neighbors):
+        calls.append(len(X_unit))
+        return find(X_unit, n_neighbors)
+
+    monkeypatch.setattr(clusterer_module, "nearest_neighbour_rows", counting)
+    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 3}
+    clusterer = GMMCEBMClusterer(**settings, random_state=2).fit(X)
+    assert calls == [len(X)]
+    assert not hasattr(clusterer, "_neighbours_found")

@@ -4,15 +4,27 @@ Knows torch and skorch, not scikit-learn: the seeding callback takes the functio
 chooses the seeds from its caller.
 """
 
+import math
+import os
+import re
+import sys
 import warnings
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
+from tqdm import tqdm
 
 from ._core.model import INFERENCE_BATCH_SIZE, map_batches
 
-__all__ = ["MixtureMeansSeeding", "PlacementAfterEpoch", "SamplerMonitor", "SamplerWarning"]
+__all__ = [
+    "EpochTable",
+    "MixtureMeansSeeding",
+    "PlacementAfterEpoch",
+    "RunProgressBar",
+    "SamplerMonitor",
+    "SamplerWarning",
+]
 
 # Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
 # hover near zero. A gap of this many energy units means the chains no longer follow the
@@ -22,6 +34,99 @@ ENERGY_GAP_WARNING = 10.0
 # below which the chains are not exploring (pinned to the box's faces, or noise and steps
 # too small to move them).
 STUCK_CHAIN_DISPLACEMENT = 1e-3
+# The Select Graphic Rendition escapes (colours, reset) that skorch's PrintLog writes.
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _stdout_is_a_terminal():
+    """Whether the current ``sys.stdout`` is a terminal, and ``NO_COLOR`` is not set."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+class EpochTable(PrintLog):
+    """skorch's per-epoch table, in colour only on a terminal, printed above the run's bar.
+
+    skorch's :class:`~skorch.callbacks.PrintLog` colours the best values with ANSI escape
+    codes wherever it prints; in a log file or a captured stream they are noise. Here they
+    are kept only when ``sys.stdout`` is a terminal (and the ``NO_COLOR`` environment
+    variable is unset). Rows go through ``tqdm.write``, so an open :class:`RunProgressBar`
+    is cleared and redrawn below them instead of being cut by them.
+    """
+
+    def format_row(self, row, key, color):
+        """skorch's formatting, without the colour when stdout is no terminal."""
+        formatted = super().format_row(row, key, color)
+        if isinstance(formatted, str) and not _stdout_is_a_terminal():
+            return ANSI_COLOUR.sub("", formatted)
+        return formatted
+
+    def _sink(self, text, verbose):
+        if self.sink is not print:
+            super()._sink(text, verbose)
+        elif verbose:
+            tqdm.write(text, file=sys.stdout)
+
+
+class RunProgressBar(Callback):
+    """One progress bar over a whole training call: every batch of every epoch, with ETA.
+
+    skorch's :class:`~skorch.callbacks.ProgressBar` starts a new bar at every epoch, so
+    the time left is the epoch's, not the fit's. This bar's total is the call's epochs
+    times the batches per epoch (``ceil(n_samples / batch_size)``); it shows the epoch in
+    progress and the latest values of ``postfix_keys``, and is written to stderr.
+
+    Parameters
+    ----------
+    postfix_keys : list of str, default=None
+        Batch-level history keys shown beside the bar; ``['train_loss']`` by default.
+    """
+
+    def __init__(self, postfix_keys=None):
+        self.postfix_keys = postfix_keys
+
+    def on_train_begin(self, net, **kwargs):
+        """Close a bar a failed call left open; the next epoch opens this call's."""
+        self._close()
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        """Open the call's bar at its first epoch, once the number of epochs is known."""
+        if getattr(self, "pbar_", None) is None:
+            # SeededNet.fit_loop notes the call's epochs; another net runs max_epochs.
+            epochs = getattr(net, "epochs_planned_", None) or net.max_epochs
+            batch_size = net.get_params().get("iterator_train__batch_size", net.batch_size)
+            batches = 0 if dataset_train is None else math.ceil(len(dataset_train) / batch_size)
+            self.pbar_ = tqdm(total=epochs * batches, unit="batch", dynamic_ncols=True)
+            self.first_epoch_ = len(net.history)
+        self.pbar_.set_description(f"epoch {len(net.history) - self.first_epoch_ + 1}")
+
+    def on_batch_end(self, net, training=True, **kwargs):
+        """Advance the bar by one training batch."""
+        if not training or getattr(self, "pbar_", None) is None:
+            return
+        postfix = {}
+        for key in self.postfix_keys or ["train_loss"]:
+            try:
+                postfix[key] = net.history[-1, "batches", -1, key]
+            except KeyError:
+                pass
+        self.pbar_.set_postfix(postfix, refresh=False)
+        self.pbar_.update()
+
+    def on_train_end(self, net, **kwargs):
+        """Close the bar, left at the batches done when training stopped early."""
+        self._close()
+
+    def _close(self):
+        if getattr(self, "pbar_", None) is not None:
+            self.pbar_.close()
+        self.pbar_ = None
+
+    def __getstate__(self):
+        # A tqdm bar holds a stream and a lock: it is not pickled.
+        state = self.__dict__.copy()
+        state.pop("pbar_", None)
+        return state
 
 
 class SamplerWarning(UserWarning):

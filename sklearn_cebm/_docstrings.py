@@ -74,9 +74,12 @@ callbacks : list of skorch callbacks
     score, as skorch's ``EarlyStopping`` and ``Checkpoint`` do by default, is rejected at
     fit: give it ``monitor='train_loss'`` (``'train_loss_best'`` for ``Checkpoint``).
 verbose : int
-    When positive, show skorch's progress bar during each epoch (batches done, rate,
-    time left, the latest loss and energy gap) and print its per-epoch table (loss,
-    energies, energy gap, chain movement, seconds).
+    When positive, show one progress bar over the whole training call, on stderr
+    (batches done of epochs x batches per epoch, rate, time left, the epoch in progress,
+    the latest loss and energy gap; it replaces skorch's bar that restarted every
+    epoch), and print skorch's per-epoch table on stdout (loss, energies, energy gap,
+    chain movement, seconds). The table colours the best values only when stdout is a
+    terminal and ``NO_COLOR`` is unset: a log file gets no ANSI escape codes.
 random_state : int, RandomState instance or None
     Seeds the initial weights, the data order, the data noise and the chains.
 warm_start : bool

@@ -87,7 +87,9 @@ _COMPONENT_CHOOSERS = {
     n_elbo_draws : int
         Draws of ``z`` per example and step in the training ELBO.
     verbose : int
-        When positive, print skorch's per-epoch table (loss, ELBO, seconds).
+        When positive, show one progress bar over the whole training call on stderr
+        (epochs x batches, with time left) and print skorch's per-epoch table on stdout
+        (loss, ELBO, seconds), coloured only when stdout is a terminal.
     random_state : int, RandomState instance or None
         Seeds the initial weights, the data order, the reparameterisation noise and the
         placement of the components.

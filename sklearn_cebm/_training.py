@@ -14,12 +14,10 @@ from skorch.callbacks import (
     Callback,
     EpochTimer,
     PassthroughScoring,
-    PrintLog,
-    ProgressBar,
 )
 from skorch.dataset import unpack_data
 
-from ._callbacks import SamplerMonitor
+from ._callbacks import EpochTable, RunProgressBar, SamplerMonitor
 from ._core.chain_init import UniformChainInit, fit_chain_init
 from ._core.losses import (
     ContrastiveDivergenceLoss,
@@ -188,15 +186,15 @@ class SeededNet(NeuralNet):
             for name in ("train_loss", *self.recorded)
         ]
         progress = []
-        if self.verbose:  # skorch's progress bar: batches, rate and ETA per epoch
+        if self.verbose:  # one bar over the whole call: batches, rate and ETA
             keys = ["train_loss"] if self.shown is None else ["train_loss", self.shown]
-            progress = [("progress_bar", ProgressBar(postfix_keys=keys))]
+            progress = [("progress_bar", RunProgressBar(postfix_keys=keys))]
         return [
             ("epoch_timer", EpochTimer()),
             *scoring,
             *self._monitoring_callbacks(),
             *progress,
-            ("print_log", PrintLog()),
+            ("print_log", EpochTable()),
         ]
 
     def initialize(self):
@@ -237,6 +235,8 @@ class SeededNet(NeuralNet):
         itself changes.
         """
         self.interrupted_ = self.stopped_ = False
+        # The call's epochs, for the progress bar's total (skorch gives it no callback).
+        self.epochs_planned_ = self.max_epochs if epochs is None else epochs
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as error:

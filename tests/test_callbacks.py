@@ -1,5 +1,6 @@
 """The training layer's callbacks: the sampler's health monitor and the mixture's seeding."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -7,7 +8,13 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sklearn_cebm._callbacks import MixtureMeansSeeding, SamplerMonitor, SamplerWarning
+from sklearn_cebm._callbacks import (
+    EpochTable,
+    MixtureMeansSeeding,
+    RunProgressBar,
+    SamplerMonitor,
+    SamplerWarning,
+)
 from sklearn_cebm._core.biases import GaussianMixtureBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
 from sklearn_cebm._core.model import ConjugateEnergyModel
@@ -150,3 +157,62 @@ def test_mixture_means_seeding_after_a_chosen_epoch():
     expected = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
     assert not torch.allclose(recorder.means[0], expected)
     torch.testing.assert_close(recorder.means[1], expected)
+
+
+def _verbose_net(**overrides):
+    net = _net(seed=0, **overrides)
+    net.verbose = 1  # read by the default callbacks at initialize
+    return net.initialize()
+
+
+def _bar_totals(net, X, **partial_fit_params):
+    """The total and count of each bar the net's RunProgressBar opens in one call."""
+    bar = dict(net.callbacks_)["progress_bar"]
+    totals = []
+    close = RunProgressBar._close
+
+    def _recording_close(self):
+        if getattr(self, "pbar_", None) is not None:
+            totals.append((self.pbar_.total, self.pbar_.n))
+        close(self)
+
+    bar._close = _recording_close.__get__(bar)
+    net.partial_fit(X, **partial_fit_params)
+    return totals
+
+
+def test_run_progress_bar_counts_every_batch_of_every_epoch_in_one_bar():
+    # 100 rows in batches of 32: 4 batches per epoch, 2 epochs in one bar.
+    net = _verbose_net(max_epochs=2)
+    assert _bar_totals(net, _blobs(0, n_samples=100)) == [(8, 8)]
+    # A call's own epochs, not max_epochs: a one-epoch partial_fit gets a bar of 4.
+    assert _bar_totals(net, _blobs(0, n_samples=100), epochs=1) == [(4, 4)]
+
+
+def test_run_progress_bar_pickles_without_its_bar():
+    bar = RunProgressBar()
+    net = _verbose_net(max_epochs=1, callbacks=[("run_bar", bar)])
+    bar = dict(net.callbacks_)["run_bar"]
+    bar.on_train_begin(net)
+    bar.on_epoch_begin(net, dataset_train=net.get_dataset(_blobs(0, n_samples=64)))
+    assert bar.pbar_.total == 2
+    assert "pbar_" not in pickle.loads(pickle.dumps(bar)).__dict__
+    bar.on_train_end(net)
+
+
+def test_verbose_epoch_table_has_no_colour_codes_off_a_terminal(capsys):
+    _verbose_net(max_epochs=2).partial_fit(_blobs(0, n_samples=100))
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out and "energy_gap" in captured.out
+    assert "\x1b[" not in captured.out
+    assert "8/8 [" in captured.err
+
+
+def test_epoch_table_colours_the_best_values_on_a_terminal(monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    row = {"epoch": 1, "train_loss": 0.5, "train_loss_best": True}
+    table = EpochTable().initialize().table(row)
+    assert "\x1b[" in table
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in EpochTable().initialize().table(row)

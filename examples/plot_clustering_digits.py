@@ -115,6 +115,6 @@ fig.tight_layout()
 # NMI 0.86, ARI 0.82, with all ten clusters used and 94% of the pairs of nearest
 # neighbours in one cluster. That is one seed; over seeds a single run varies (NMI 0.76
 # to 0.86 over seeds 0-2), which is why ``fit`` clusters one likelihood stage
-# ``n_init=3`` times and keeps the run that agrees most with the neighbours. ``benchmarks/results/clustering.md`` has the
-# defaults over three seeds beside k-means, a Gaussian mixture, k-means on
-# ``CEBMEncoder``'s codes and the GMM-VAE.
+# ``n_init=3`` times and keeps the run that agrees most with the neighbours.
+# ``benchmarks/results/clustering.md`` has the defaults over three seeds beside k-means,
+# a Gaussian mixture, k-means on ``CEBMEncoder``'s codes and the GMM-VAE.

@@ -187,7 +187,7 @@ class GaussianMixtureBias(MixtureParameters):
         centre, the more probable the component. These are the codes on which to place
         component means (the k-means++ initialisation).
         """
-        return natural_to_mean_std(*statistics)[0]
+        return self.statistic_means_variances(statistics)[0]
 
     def statistic_means_variances(self, statistics):
         """:meth:`statistic_means` and the factor's variances ``-1 / (2 t_2(x))``, each (n, K)."""

@@ -365,6 +365,10 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         continued training, so that ``set_params`` between calls takes effect."""
         return {"lr": self.learning_rate, "batch_size": self.batch_size, "verbose": self.verbose}
 
+    def _encoder_hidden_layer_sizes(self, n_features):
+        """Hidden widths of the MLP encoder for rows of ``n_features``: ``hidden_layer_sizes``."""
+        return self.hidden_layer_sizes
+
     def _encoder_width(self):
         """Width of the encoder's output."""
         return 2 * self.n_components
@@ -407,7 +411,8 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         params, name = self.get_params(deep=False), type(self).__name__
         _check_no_bools(params, self._parameter_constraints, name)
         for sizes in ("hidden_layer_sizes", "image_shape"):
-            if params.get(sizes) is not None:
+            # A string passed the constraints only where a subclass allows one ('auto').
+            if params.get(sizes) is not None and not isinstance(params[sizes], str):
                 _check_sizes(sizes, params[sizes], name)
 
     def _validate_input(self, X, reset):
@@ -431,7 +436,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         encoder, ours = _build_encoder(
             self.encoder,
             self.image_shape,
-            self.hidden_layer_sizes,
+            self._encoder_hidden_layer_sizes(n_features),
             n_features,
             self._encoder_width(),
         )

@@ -47,6 +47,10 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "energy_l2",
     }
 
+    def _training_objective(self):
+        """The objective training uses: ``objective``, which a subclass may resolve."""
+        return self.objective
+
     def _net_settings(self):
         # Each net has the settings of its objective; the other objective's are unused.
         settings = dict(
@@ -54,13 +58,13 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
             sgld_step_size=self.sgld_step_size,
             sgld_noise=self.sgld_noise,
         )
-        if self.objective == "dsm":
+        if self._training_objective() == "dsm":
             return dict(settings, noise_std=self.dsm_noise)
         return dict(settings, sgld_steps=self.sgld_steps, data_noise=self.data_noise)
 
     def _apply_net_settings(self):
         super()._apply_net_settings()
-        if self.objective == "pcd":
+        if self._training_objective() == "pcd":
             # The criterion holds its weight; set on the net too, so that a re-initialised
             # criterion keeps it.
             self.net_.criterion_.energy_l2 = self.energy_l2
@@ -77,7 +81,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
     def _build_net(self, module, skorch_params, seed):
         sampler = dict(sgld_step_size=self.sgld_step_size, sgld_noise=self.sgld_noise)
         extra = self._net_params()
-        if self.objective == "dsm":
+        if self._training_objective() == "dsm":
             net = self._dsm_net(
                 module, **skorch_params, **sampler, **extra, noise_std=self.dsm_noise, seed=seed
             )

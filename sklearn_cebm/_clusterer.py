@@ -312,7 +312,16 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     }
 
     def _net_settings(self):
-        return dict(super()._net_settings(), clustering_lr=self.clustering_learning_rate)
+        return dict(
+            super()._net_settings(),
+            clustering_lr=self.clustering_learning_rate,
+            relocation_updates=self._relocation_updates(),
+        )
+
+    def _relocation_updates(self):
+        # Empty clusters are relocated once, after the stage's first window: a correction
+        # of the placement (see Notes). Relocating later as well cost the digits NMI.
+        return ClusteringPCDNet.RELOCATION_WINDOW
 
     def _apply_net_settings(self):
         super()._apply_net_settings()
@@ -329,7 +338,11 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         )
 
     def _net_params(self):
-        return dict(likelihood_epochs=self.max_iter, clustering_lr=self.clustering_learning_rate)
+        return dict(
+            likelihood_epochs=self.max_iter,
+            clustering_lr=self.clustering_learning_rate,
+            relocation_updates=self._relocation_updates(),
+        )
 
     def _full_fit_epochs(self, n_samples):
         batches_per_epoch = math.ceil(n_samples / self.batch_size)

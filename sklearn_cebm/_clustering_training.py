@@ -30,20 +30,41 @@ class NeighbourClusteringMixin:
     ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. The
     mean consistency loss per epoch is recorded in ``history`` as ``consistency``.
 
+    A cluster that no sample of the last ``RELOCATION_WINDOW`` updates' batches chose
+    (the argmax of ``p(y | x)``) is empty, as k-means would say, and is relocated: the
+    cluster the most samples chose is split in two along its principal axis
+    (:meth:`GaussianMixtureBias.split_component`), and the empty one takes one half.
+    ``p(y | x)`` of a mixture in many dimensions saturates, so that neither term has a
+    gradient that could bring an emptied cluster back; the split gives the balance term
+    an unsaturated pair to part where the data crowd. Relocation happens in the first
+    ``relocation_updates`` updates of the stage only, so that the clusters settle after
+    it. Each update records how many it relocated in the history's batches as
+    ``relocations``.
+
     Parameters
     ----------
     likelihood_epochs : int
         Epochs of the net's own objective before the clustering stage.
     clustering_lr : float
         Adam's step size in the clustering stage.
+    relocation_updates : int, default=0
+        Updates at the start of the clustering stage in which empty clusters are
+        relocated; 0 never relocates.
     **kwargs
         Passed to the energy net.
     """
 
-    def __init__(self, *args, likelihood_epochs, clustering_lr, **kwargs):
+    # Updates whose batches must all leave a cluster unchosen for it to count as empty.
+    RELOCATION_WINDOW = 50
+    # Rows of the training data whose codes a relocation splits: enough for the principal
+    # axis of one cluster's codes, few enough to cost less than a few updates.
+    RELOCATION_ROWS = 4096
+
+    def __init__(self, *args, likelihood_epochs, clustering_lr, relocation_updates=0, **kwargs):
         super().__init__(*args, **kwargs)
         self.likelihood_epochs = likelihood_epochs
         self.clustering_lr = clustering_lr
+        self.relocation_updates = relocation_updates
 
     def in_clustering_stage(self):
         """Whether the current epoch (the last in ``history``) is a clustering epoch."""
@@ -73,6 +94,8 @@ class NeighbourClusteringMixin:
             # A new objective: Adam's moment estimates of the likelihood's gradients would
             # scale its first steps by the wrong magnitudes.
             self.initialize_optimizer()
+            self.clustering_updates_done_ = 0
+            self.chosen_counts_ = None
         lr = self.clustering_lr if self.in_clustering_stage() else self.lr
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
@@ -107,7 +130,52 @@ class NeighbourClusteringMixin:
             raise self.diverged("non-finite clustering loss")
         loss.backward()
         self.history.record_batch("consistency", consistency.item())
+        relocated = self._relocate_empty_clusters(log_responsibilities)
+        self.history.record_batch("relocations", relocated)
         return {"loss": loss, "y_pred": log_responsibilities}
+
+    def _relocate_empty_clusters(self, log_responsibilities):
+        """Count the batch's chosen clusters; at a window's end, relocate the empty ones.
+
+        Returns the number of clusters relocated. The bias's parameters change in place
+        after this update's gradients were computed, before the optimizer steps: the
+        moved components take at most one step from their old place's gradient.
+        """
+        done = getattr(self, "clustering_updates_done_", 0) + 1
+        self.clustering_updates_done_ = done
+        if done > self.relocation_updates:
+            return 0
+        chosen = torch.bincount(
+            log_responsibilities.detach().argmax(dim=-1).cpu(),
+            minlength=log_responsibilities.shape[-1],
+        )
+        counts = getattr(self, "chosen_counts_", None)
+        self.chosen_counts_ = counts = chosen if counts is None else counts + chosen
+        if done % self.RELOCATION_WINDOW:
+            return 0
+        self.chosen_counts_ = None
+        empty = torch.nonzero(counts == 0).flatten().tolist()
+        if not empty:
+            return 0
+        codes, code_variances = self._relocation_codes()
+        bias = self.module_.bias
+        counts = counts.clone()
+        relocated = 0
+        for target in empty:
+            source = int(counts.argmax())
+            if bias.split_component(source, target, codes, code_variances):
+                counts[target] = counts[source] = counts[source] // 2
+                relocated += 1
+        return relocated
+
+    def _relocation_codes(self):
+        """Codes and factor variances of up to ``RELOCATION_ROWS`` training rows."""
+        data = self.neighbour_data_
+        rows = torch.randperm(data.shape[0], generator=self.random_generator_)
+        x = data[rows[: self.RELOCATION_ROWS]].to(self.device, torch.float32)
+        with torch.no_grad():
+            statistics = self.module_.sufficient_statistics(x)
+            return self.module_.bias.statistic_means_variances(statistics)
 
 
 class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):

@@ -17,6 +17,7 @@ from skorch.callbacks import Callback
 
 from sklearn_cebm import GMMCEBMClusterer
 from sklearn_cebm._clusterer import nearest_neighbour_rows
+from sklearn_cebm._clustering_training import ClusteringPCDNet
 
 from .conftest import CHEAP_SETTINGS
 
@@ -378,3 +379,33 @@ def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
     clusterer = GMMCEBMClusterer(**settings, random_state=2).fit(X)
     assert calls == [len(X)]
     assert not hasattr(clusterer, "_neighbours_found")
+
+
+def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkeypatch):
+    def last_far_from_the_codes(codes, n_seeds):
+        seeds, _ = kmeans_plusplus(codes, n_seeds, random_state=0)
+        seeds[-1] = 1e3 * np.abs(codes).max()
+        return seeds
+
+    monkeypatch.setattr(
+        GMMCEBMClusterer, "_choose_means", lambda self, random_state: last_far_from_the_codes
+    )
+    window = ClusteringPCDNet.RELOCATION_WINDOW
+    settings = {**SETTINGS, "clustering_updates": window + 10}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+
+    clustering = clusterer.history_[SETTINGS["max_iter"] :]
+    relocations = [batch["relocations"] for epoch in clustering for batch in epoch["batches"]]
+    # Once, at the end of the first window, in which no sample chose the far component.
+    assert relocations[window - 1] == 1 and sum(relocations) == 1
+    codes = _codes(clusterer, X)
+    assert np.abs(clusterer.cluster_means_[-1]).max() <= np.abs(codes).max()
+    assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)
+
+
+def test_gmmcebmclusterer_relocates_nothing_when_every_cluster_is_chosen(X):
+    settings = {**SETTINGS, "clustering_updates": ClusteringPCDNet.RELOCATION_WINDOW}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    clustering = clusterer.history_[SETTINGS["max_iter"] :]
+    assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)
+    assert sum(batch["relocations"] for epoch in clustering for batch in epoch["batches"]) == 0

@@ -215,3 +215,50 @@ def test_gmm_place_components_floors_variances_the_factors_explain():
     # Spread 1.25 but factor variance 4: the codes' scatter is all the factors' own.
     bias.place_components([[1.5]], codes, torch.full_like(codes, 4.0), relative_floor=0.1)
     assert bias.component_stds().item() == pytest.approx((0.1 * 4.0) ** 0.5)
+
+
+def _two_groups_of_codes(seed=3):
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [30.0, 30.0]])
+    noise = torch.randn(2, 500, 2, generator=generator)
+    codes = (centres[:, None] + noise).reshape(-1, 2)
+    return centres, codes, torch.full_like(codes, 0.25)
+
+
+def test_gmm_split_component_parts_the_two_groups_one_component_held():
+    centres, codes, variances = _two_groups_of_codes()
+    bias = GaussianMixtureBias(2, 3)
+    # Component 0 wide over both groups, 1 far from every code, 2 narrow far from both.
+    bias.set_means([[15.0, 15.0], [1000.0, -1000.0], [-60.0, 60.0]])
+    with torch.no_grad():
+        bias.log_stds[0] = math.log(20.0)
+    untouched = bias.means[2].clone(), bias.log_stds[2].clone()
+
+    assert bias.split_component(0, 1, codes, variances)
+
+    # Each half's mean sits on its group (the order depends on the axis's sign).
+    order = [0, 1] if bias.means[0, 0] < bias.means[1, 0] else [1, 0]
+    torch.testing.assert_close(bias.means[order], centres, atol=0.2, rtol=0)
+    torch.testing.assert_close(bias.log_stds[1], bias.log_stds[0])
+    torch.testing.assert_close(bias.means[2], untouched[0])
+    torch.testing.assert_close(bias.log_stds[2], untouched[1])
+    statistics = _statistics_of_codes(codes, variances)
+    winners = bias.component_log_evidence(statistics).argmax(dim=-1).reshape(2, 500)
+    assert (winners[0] == order[0]).all() and (winners[1] == order[1]).all()
+
+
+def _statistics_of_codes(codes, variances):
+    """``(t_1, t_2)`` whose factor has centre ``codes`` and variance ``variances``."""
+    statistic_2 = -0.5 / variances
+    return codes * -2 * statistic_2, statistic_2
+
+
+def test_gmm_split_component_leaves_a_component_with_too_few_codes():
+    _, codes, variances = _two_groups_of_codes()
+    bias = GaussianMixtureBias(2, 2)
+    bias.set_means([[15.0, 15.0], [1000.0, -1000.0]])
+    before = bias.means.clone(), bias.log_stds.clone()
+    # Component 1 wins no code: nothing to split.
+    assert not bias.split_component(1, 0, codes, variances)
+    torch.testing.assert_close(bias.means, before[0])
+    torch.testing.assert_close(bias.log_stds, before[1])

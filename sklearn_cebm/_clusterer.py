@@ -178,6 +178,18 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     started saturated and the balance term, without gradient, let clusters empty (a
     5,000-image subset: 6 of 10 clusters used without the matching, 8-9 with it).
 
+    **Relocation.** A component that no sample of the clustering stage's first 50 batches
+    chose (the argmax of ``p(y | x)``) is empty, and is relocated as k-means relocates an
+    empty cluster: the component the most samples chose is split in two at the median of
+    its codes' principal axis (bisecting k-means), and the empty one takes one half, both
+    with the split one's stds. On all 60,000 Fashion-MNIST images the codes are
+    heavy-tailed (factor variances ``s(x)**2`` from 0.8 to 2,700 between the 1st and
+    99.9th percentiles), k-means++ seeded components on isolated codes, and one component
+    won 56,133 of the 60,000 images after the placement; without relocation 3 clusters
+    survived (test NMI 0.51), with it all 10 (0.60, the same likelihood stage). It
+    corrects the placement only: later, clusters on the digits empty and come back, and
+    relocating them then cost NMI (0.87 to 0.81 on one seed).
+
     **The clustering stage** rests on the cluster assumption: the class is constant on a
     connected region of high density, so near neighbours should share a cluster. Each
     update draws one of the ``n_neighbors`` nearest neighbours ``x'`` (Euclidean, in the

@@ -391,7 +391,8 @@ def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkey
         GMMCEBMClusterer, "_choose_means", lambda self, random_state: last_far_from_the_codes
     )
     window = ClusteringPCDNet.RELOCATION_WINDOW
-    settings = {**SETTINGS, "clustering_updates": window + 10}
+    # Relocation in the first half: window + 5 updates, one check.
+    settings = {**SETTINGS, "clustering_updates": 2 * window + 10}
     clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
 
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
@@ -404,7 +405,7 @@ def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkey
 
 
 def test_gmmcebmclusterer_relocates_nothing_when_every_cluster_is_chosen(X):
-    settings = {**SETTINGS, "clustering_updates": ClusteringPCDNet.RELOCATION_WINDOW}
+    settings = {**SETTINGS, "clustering_updates": 2 * ClusteringPCDNet.RELOCATION_WINDOW}
     clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
     assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)

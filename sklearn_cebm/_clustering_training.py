@@ -157,25 +157,23 @@ class NeighbourClusteringMixin:
         empty = torch.nonzero(counts == 0).flatten().tolist()
         if not empty:
             return 0
-        codes, code_variances = self._relocation_codes()
+        statistics = self._relocation_statistics()
         bias = self.module_.bias
-        counts = counts.clone()
         relocated = 0
         for target in empty:
             source = int(counts.argmax())
-            if bias.split_component(source, target, codes, code_variances):
+            if bias.split_component(source, target, statistics):
                 counts[target] = counts[source] = counts[source] // 2
                 relocated += 1
         return relocated
 
-    def _relocation_codes(self):
-        """Codes and factor variances of up to ``RELOCATION_ROWS`` training rows."""
+    def _relocation_statistics(self):
+        """Sufficient statistics of up to ``RELOCATION_ROWS`` training rows, drawn at random."""
         data = self.neighbour_data_
         rows = torch.randperm(data.shape[0], generator=self.random_generator_)
         x = data[rows[: self.RELOCATION_ROWS]].to(self.device, torch.float32)
         with torch.no_grad():
-            statistics = self.module_.sufficient_statistics(x)
-            return self.module_.bias.statistic_means_variances(statistics)
+            return self.module_.sufficient_statistics(x)
 
 
 class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):

@@ -226,36 +226,32 @@ class GaussianMixtureBias(MixtureParameters):
             floor = relative_floor * code_variances.mean()
             for component in range(self.means.shape[0]):
                 members = nearest == component
-                self._match_stds(component, codes[members], code_variances[members], floor)
+                if members.sum() < 2:
+                    continue
+                spread = codes[members].var(dim=0, unbiased=False)
+                variance = (spread - code_variances[members].mean(dim=0)).clamp_min(floor)
+                self.log_stds[component] = 0.5 * variance.log()
 
-    def _match_stds(self, component, codes, code_variances, floor):
-        """``sigma**2 = var(c) - mean(s**2)`` over ``codes``, floored; kept under two codes."""
-        if codes.shape[0] < 2:
-            return
-        spread = codes.var(dim=0, unbiased=False)
-        variance = (spread - code_variances.mean(dim=0)).clamp_min(floor)
-        self.log_stds[component] = 0.5 * variance.log()
-
-    def split_component(self, source, target, codes, code_variances):
+    def split_component(self, source, target, statistics):
         """Split component ``source`` in two halves, the second taking over ``target``.
 
-        The codes that ``source`` wins (the argmax of the evidence, computed from the codes
-        ``c(x)`` and the factors' variances ``s(x)**2`` as in
-        :meth:`component_log_evidence`) are cut in two at the median of their projection
-        on their principal axis, the step of bisecting k-means (Steinbach et al., 2000).
-        ``source`` is placed on the first half and ``target`` on the second: each mean at
-        its half's mean, both with ``source``'s stds. The two then share the region
-        ``source`` held, so that ``p(y | x)`` there is no longer saturated in one
-        component. (Stds matched to each half, as :meth:`place_components` does, were
-        wider than the trained ones on the digits, and the two halves took over their
-        neighbours' codes.) Nothing changes when ``source`` wins fewer than four codes.
+        The samples that ``source`` wins (the argmax of :meth:`component_log_evidence`)
+        have their codes ``c(x)`` (:meth:`statistic_means`) cut in two at the median of
+        their projection on their principal axis, the step of bisecting k-means
+        (Steinbach et al., 2000). ``source`` is placed on the first half and ``target``
+        on the second: each mean at its half's mean, both with ``source``'s stds. The two
+        then share the region ``source`` held, so that ``p(y | x)`` there is no longer
+        saturated in one component. (Stds matched to each half, as
+        :meth:`place_components` does, were wider than the trained ones on the digits,
+        and the two halves took over their neighbours' codes.) Nothing changes when
+        ``source`` wins fewer than four samples.
 
         Parameters
         ----------
         source, target : int
             Components to split and to overwrite.
-        codes, code_variances : torch.Tensor of shape (n, K)
-            ``c(x)`` and ``s(x)**2`` of data (:meth:`statistic_means_variances`).
+        statistics : tuple of torch.Tensor
+            ``(t_1(x), t_2(x))`` of data, each of shape ``(n, K)``.
 
         Returns
         -------
@@ -263,16 +259,10 @@ class GaussianMixtureBias(MixtureParameters):
             Whether the component was split.
         """
         with torch.no_grad():
-            codes = codes.to(self.means.device, self.means.dtype)
-            code_variances = code_variances.to(self.means.device, self.means.dtype)
-            variances = self.component_stds().square() + code_variances.unsqueeze(-2)
-            deviations = codes.unsqueeze(-2) - self.means
-            log_densities = (deviations.square() / variances + variances.log()).sum(dim=-1)
-            winners = (self.log_weights() - 0.5 * log_densities).argmax(dim=-1)
-            members = winners == source
+            members = self.component_log_evidence(statistics).argmax(dim=-1) == source
             if members.sum() < 4:
                 return False
-            member_codes = codes[members]
+            member_codes = self.statistic_means(statistics)[members]
             centred = member_codes - member_codes.mean(dim=0)
             # The first right singular vector: the axis of the codes' largest spread.
             axis = torch.linalg.svd(centred, full_matrices=False).Vh[0]

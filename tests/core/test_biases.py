@@ -234,7 +234,8 @@ def test_gmm_split_component_parts_the_two_groups_one_component_held():
         bias.log_stds[0] = math.log(20.0)
     untouched = bias.means[2].clone(), bias.log_stds[2].clone()
 
-    assert bias.split_component(0, 1, codes, variances)
+    statistics = _statistics_of_codes(codes, variances)
+    assert bias.split_component(0, 1, statistics)
 
     # Each half's mean sits on its group (the order depends on the axis's sign).
     order = [0, 1] if bias.means[0, 0] < bias.means[1, 0] else [1, 0]
@@ -242,7 +243,6 @@ def test_gmm_split_component_parts_the_two_groups_one_component_held():
     torch.testing.assert_close(bias.log_stds[1], bias.log_stds[0])
     torch.testing.assert_close(bias.means[2], untouched[0])
     torch.testing.assert_close(bias.log_stds[2], untouched[1])
-    statistics = _statistics_of_codes(codes, variances)
     winners = bias.component_log_evidence(statistics).argmax(dim=-1).reshape(2, 500)
     assert (winners[0] == order[0]).all() and (winners[1] == order[1]).all()
 
@@ -259,6 +259,6 @@ def test_gmm_split_component_leaves_a_component_with_too_few_codes():
     bias.set_means([[15.0, 15.0], [1000.0, -1000.0]])
     before = bias.means.clone(), bias.log_stds.clone()
     # Component 1 wins no code: nothing to split.
-    assert not bias.split_component(1, 0, codes, variances)
+    assert not bias.split_component(1, 0, _statistics_of_codes(codes, variances))
     torch.testing.assert_close(bias.means, before[0])
     torch.testing.assert_close(bias.log_stds, before[1])

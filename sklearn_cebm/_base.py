@@ -181,8 +181,8 @@ def _check_custom_encoder(encoder, row, input_shape):
         encoder.train(was_training)
 
 
-def check_count(value, name, min_val):
-    """Check an int argument of ``sample`` (``n_samples``, ``n_steps``); return it as an int.
+def check_count(value, name, min_val, method="sample"):
+    """Check an int argument of ``method`` (``n_samples``, ``n_steps``); return it as an int.
 
     Raises
     ------
@@ -193,10 +193,10 @@ def check_count(value, name, min_val):
     """
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(
-            f"sample needs an int {name}; got {value!r} of type {type(value).__name__}."
+            f"{method} needs an int {name}; got {value!r} of type {type(value).__name__}."
         )
     if value < min_val:
-        raise ValueError(f"sample needs an integer {name} >= {min_val}; got {value!r}.")
+        raise ValueError(f"{method} needs an integer {name} >= {min_val}; got {value!r}.")
     return int(value)
 
 
@@ -636,6 +636,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             if self._training_interrupted():
                 self._warn_interrupted()
             self._record_training_score_extremes(X)
+            # A normaliser estimated for the model before this training no longer holds.
+            for name in ("log_partition_", "log_partition_std_"):
+                self.__dict__.pop(name, None)
             # X as the caller gave it, so that its feature names reach the hook's calls.
             self._on_fit_end(X)
         return self
@@ -774,7 +777,11 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
 
         The negative of the model's energy: higher means more typical of the training data,
         as for scikit-learn's outlier detectors. The constant ``log Z`` is the same for
-        every ``x``, so scores rank samples but are not normalised log-likelihoods.
+        every ``x``, so scores rank samples but are not normalised log-likelihoods: cheap
+        (one forward pass), and the right score for ranking the samples of one model.
+        To compare models, use ``score``, the mean normalised log-likelihood (for the
+        energy-based models, ``score_samples(X) - log_partition_`` after
+        ``estimate_log_partition``; for the VAEs, the evidence bound in X's units).
 
         The model is defined on the box ``[input_min_, input_max_]`` the training data
         span, where its sampler is confined; outside it has no density, and an input
@@ -841,23 +848,6 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         """
         norms, distance = self._inference_in_range(self._gradient_norm_function(), X)
         return -score_outside_range(-norms, distance, -self.highest_training_gradient_norm_)
-
-    def score(self, X, y=None):
-        """Mean of :meth:`score_samples` over ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples whose scores to average.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        float
-            The mean score.
-        """
-        return float(np.mean(self.score_samples(X)))
 
     @property
     def history_(self):

@@ -40,6 +40,11 @@ class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
         ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
         ``energy_data`` only.
+    log_partition_, log_partition_std_ : float
+        ``log Z`` in X's units and its standard error, set by
+        :meth:`estimate_log_partition` (not by ``fit``, which removes them):
+        ``score_samples(X) - log_partition_`` is the normalised log-density, and
+        :meth:`score` uses it.
     {common_attributes}
 
     See Also

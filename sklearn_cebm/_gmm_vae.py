@@ -168,7 +168,7 @@ class GMMVAEClusterer(PosteriorTransformerMixin, ClusterMixin, BaseVAE):
 
     **Scores.** :meth:`score_samples` is the ELBO, as for :class:`VAEEncoder`: a lower
     bound on ``log p(x)`` in the scaled units, its reconstruction term averaged over 16
-    fixed draws of the noise shared by all rows.
+    fixed draws of the noise shared by all rows; :meth:`score` is its mean in X's units.
 
     **Sampling.** :meth:`sample` is ancestral: ``y ~ pi``, ``z ~ N(mu_y, sigma_y**2)``, and
     the decoder's mean at z; with ``component`` given, y is fixed.

@@ -49,6 +49,11 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
         Per-epoch ``train_loss``, ``energy_data``, ``energy_model``, ``energy_gap`` and
         ``chain_displacement``; with ``objective='dsm'``, ``train_loss`` and
         ``energy_data`` only.
+    log_partition_, log_partition_std_ : float
+        ``log Z`` in X's units and its standard error, set by
+        :meth:`estimate_log_partition` (not by ``fit``, which removes them):
+        ``score_samples(X) - log_partition_`` is the normalised log-density, and
+        :meth:`score` uses it.
     {common_attributes}
 
     See Also
@@ -59,7 +64,9 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
     Notes
     -----
     :meth:`score_samples` is ``-E(x)``, the log-density up to the unknown ``log Z``;
-    :meth:`score_gradient_norm` and :meth:`sample` are as for :class:`CEBMEncoder`.
+    :meth:`score`, the mean log-likelihood with ``log Z`` estimated by annealed importance
+    sampling, :meth:`score_gradient_norm` and :meth:`sample` are as for
+    :class:`CEBMEncoder`.
 
     References
     ----------

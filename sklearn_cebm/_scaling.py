@@ -2,7 +2,13 @@
 
 import numpy as np
 
-__all__ = ["fit_input_range", "fit_unit_range", "from_unit_range", "to_unit_range"]
+__all__ = [
+    "fit_input_range",
+    "fit_unit_range",
+    "from_unit_range",
+    "to_unit_range",
+    "unit_range_log_volume",
+]
 
 
 def fit_input_range(X, per_feature):
@@ -94,3 +100,22 @@ def to_unit_range(X, center, scale):
 def from_unit_range(X_unit, center, scale, dtype=np.float64):
     """Map sampler-box values back to the caller's units."""
     return (np.asarray(X_unit, dtype=np.float64) * scale + center).astype(dtype)
+
+
+def unit_range_log_volume(scale):
+    """``log |det dx / du| = sum(log scale)``: what a log-density loses from box to X's units.
+
+    With ``u = (x - center) / scale`` a density ``q(u)`` on the box is the density
+    ``q(u(x)) / prod(scale)`` over X, so a log-density (or a log-normaliser) in X's units is
+    the box's one minus (plus) this sum; the same for every row.
+
+    Parameters
+    ----------
+    scale : ndarray of shape (n_features,)
+        As :func:`fit_unit_range` returns it (positive).
+
+    Returns
+    -------
+    float
+    """
+    return float(np.sum(np.log(np.asarray(scale, dtype=np.float64))))

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval
 from ._base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
 from ._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
 from ._docstrings import fill_docstring
+from ._scaling import unit_range_log_volume
 from ._vae_training import ELBONet
 
 __all__ = ["BaseVAE", "VAEEncoder"]
@@ -66,6 +67,34 @@ class BaseVAE(BaseNeuralEstimator):
 
     def _build_net(self, module, skorch_params, seed):
         return ELBONet(module, **skorch_params, n_draws=self.n_elbo_draws, seed=seed).initialize()
+
+    def score(self, X, y=None):
+        """Mean evidence lower bound (ELBO) of ``X``, per sample, in X's units.
+
+        A lower bound on the mean log-likelihood, the quantity the energy-based estimators'
+        ``score`` estimates, so that the two compare (a VAE that scores higher is better
+        by at least the difference). It is the mean of :meth:`score_samples` (the ELBO in
+        the scaled units, over the same 16 fixed draws) minus ``sum(log input_scale_)``,
+        the log-volume of the map from the scaled box to X's units. The model has a
+        density everywhere, so rows outside the training data's box are scored as they
+        are.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples, in the units of the training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        float
+            The mean ELBO. Cost: one forward pass of the encoder and 16 of the decoder
+            per row.
+        """
+        negative_elbo = self._inference(self._module(), X)
+        volume = unit_range_log_volume(self.input_scale_)
+        return float(np.mean(-negative_elbo.astype(np.float64)) - volume)
 
 
 @fill_docstring(
@@ -124,7 +153,9 @@ class VAEEncoder(PosteriorTransformerMixin, BaseVAE):
     Notes
     -----
     :meth:`score_samples` is the ELBO, a lower bound on ``log p(x)`` in the scaled units
-    (``log p`` in X's units is lower by ``sum(log input_scale_)``, the same for every row).
+    (``log p`` in X's units is lower by ``sum(log input_scale_)``, the same for every row;
+    :meth:`score` is its mean in X's units, comparable with the energy-based estimators'
+    ``score``).
     Its reconstruction term is averaged over 16 fixed draws of the noise, shared by all rows,
     so scores are deterministic and each depends on its own row alone. The VAE's energy is
     the negative of that ELBO, and :meth:`score_gradient_norm` is the norm of its input

@@ -541,9 +541,27 @@ def test_score_gradient_norm_is_the_norm_of_the_score_samples_gradient(estimator
 
 
 @_over(ESTIMATORS)
-def test_score_is_the_mean_of_score_samples(estimator, X):
+def test_score_is_the_mean_log_likelihood_in_the_units_of_x(estimator, X):
     fitted = estimator.fit(X)
-    assert fitted.score(X) == pytest.approx(fitted.score_samples(X).mean())
+    log_volume = np.sum(np.log(fitted.input_scale_))
+    if isinstance(fitted, VAES):
+        # The evidence lower bound, in the scaled units before the change of variables.
+        assert fitted.score(X) == pytest.approx(fitted.score_samples(X).mean() - log_volume)
+        return
+    score = fitted.score(X)
+    assert not hasattr(fitted, "log_partition_")  # score estimates log Z and stores nothing
+    fitted.estimate_log_partition()  # the same seed, from random_state: the same estimate
+    assert np.isfinite(fitted.log_partition_) and fitted.log_partition_std_ > 0
+    # The outlier detector's score_samples may be the gradient norm; its log-density is this.
+    log_densities = (
+        fitted.set_params(outlier_score="log_density").score_samples(X)
+        if ("outlier_score" in fitted.get_params())
+        else fitted.score_samples(X)
+    )
+    assert score == pytest.approx(log_densities.mean() - fitted.log_partition_)
+    assert fitted.score(X) == pytest.approx(score)
+    fitted.partial_fit(X)
+    assert not hasattr(fitted, "log_partition_")  # estimated for the model before
 
 
 @_over(ESTIMATORS)

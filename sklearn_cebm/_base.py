@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._batching import batch_indexing_loader
 from ._checkpoint import CHECKPOINT_FORMAT, EpochCheckpoint, dump_atomically
 from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
-from ._core.model import INFERENCE_BATCH_SIZE, map_batches
+from ._core.model import inference_batch_size, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._out_of_range import distance_outside_range, project_onto_range, score_outside_range
 from ._scaling import fit_input_range, fit_unit_range, from_unit_range, to_unit_range
@@ -736,7 +736,8 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         was_training = module.training
         device = next(module.eval().parameters()).device
         try:
-            outputs = map_batches(function, X_unit, INFERENCE_BATCH_SIZE, device)
+            batch_size = inference_batch_size(function, module, X_unit.shape[1], device)
+            outputs = map_batches(function, X_unit, batch_size, device)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             _check_finite_outputs(outputs, X_unit)
         except BaseException:

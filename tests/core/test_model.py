@@ -5,14 +5,23 @@ import pytest
 import torch
 from torch import nn
 
+from sklearn_cebm._core import model as model_module
 from sklearn_cebm._core.biases import SphericalGaussianBias
-from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
+from sklearn_cebm._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from sklearn_cebm._core.exponential_family import (
     gaussian_marginal_energy,
     natural_to_mean_std,
     posterior_natural_params,
 )
-from sklearn_cebm._core.model import ConjugateEnergyModel, map_batches
+from sklearn_cebm._core.model import (
+    INFERENCE_BATCH_SIZE,
+    MIN_CPU_INFERENCE_BATCH_SIZE,
+    ConjugateEnergyModel,
+    inference_batch_size,
+    last_level_cache_bytes,
+    map_batches,
+    widest_activation_bytes,
+)
 
 
 def _model(n_features=4, n_components=3, seed=0):
@@ -136,3 +145,61 @@ def test_map_batches_runs_without_autograd():
     model = _model(seed=7)
     energy = map_batches(model, torch.zeros(4, 4), 2, torch.device("cpu"))
     assert not energy.requires_grad
+
+
+def test_widest_activation_bytes_is_the_largest_layer_output_per_row():
+    # 4 inputs -> 8 hidden (SiLU) -> 6 outputs, float32: the widest output is 8 floats.
+    model = _model(n_features=4, n_components=3)
+    widest = widest_activation_bytes(model, model, 4, torch.device("cpu"))
+    assert widest == 8 * 4
+    # The hooks are gone afterwards.
+    assert all(not layer._forward_hooks for layer in model.modules())
+
+
+def test_widest_activation_bytes_is_at_least_the_input_row():
+    model = _model(n_features=50, n_components=2)
+    assert widest_activation_bytes(model, model, 50, torch.device("cpu")) == 50 * 4
+
+
+def test_cpu_inference_batch_keeps_two_widest_activations_in_half_the_cache(monkeypatch):
+    monkeypatch.setattr(model_module, "last_level_cache_bytes", lambda: 32 * 2**20)
+    encoder = ConvEncoder((1, 28, 28), 2 * 8)
+    model = ConjugateEnergyModel(encoder, SphericalGaussianBias(8), (1, 28, 28))
+    # The first convolution's output, 32 channels of 28x28 float32, is the widest.
+    widest = 32 * 28 * 28 * 4
+    assert widest_activation_bytes(model, model, 784, torch.device("cpu")) == widest
+    rows = inference_batch_size(model, model, 784, torch.device("cpu"))
+    assert rows == 32 * 2**20 // (4 * widest)
+
+    monkeypatch.setattr(model_module, "last_level_cache_bytes", lambda: 2**10)
+    assert inference_batch_size(model, model, 784, torch.device("cpu")) == (
+        MIN_CPU_INFERENCE_BATCH_SIZE
+    )
+    small = _model(n_features=4)
+    monkeypatch.setattr(model_module, "last_level_cache_bytes", lambda: 2**30)
+    assert inference_batch_size(small, small, 4, torch.device("cpu")) == INFERENCE_BATCH_SIZE
+
+
+def test_accelerator_inference_batch_is_the_fixed_one():
+    def never_called(batch):
+        raise AssertionError("an accelerator's batch needs no probe")
+
+    model = _model()
+    rows = inference_batch_size(never_called, model, 4, torch.device("cuda"))
+    assert rows == INFERENCE_BATCH_SIZE
+
+
+def test_last_level_cache_bytes_falls_back_without_sysfs(monkeypatch):
+    assert last_level_cache_bytes() > 0
+    monkeypatch.setattr(model_module.glob, "glob", lambda pattern: [])
+    assert last_level_cache_bytes() == model_module.FALLBACK_CACHE_BYTES
+
+
+def test_last_level_cache_bytes_reads_the_largest_sysfs_size(tmp_path, monkeypatch):
+    paths = []
+    for index, text in enumerate(["48K\n", "1024K\n", "32768K\n", "bad\n"]):
+        path = tmp_path / f"index{index}_size"
+        path.write_text(text)
+        paths.append(str(path))
+    monkeypatch.setattr(model_module.glob, "glob", lambda pattern: paths)
+    assert last_level_cache_bytes() == 32768 * 2**10

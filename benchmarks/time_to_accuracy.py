@@ -64,6 +64,8 @@ SETTINGS = {
     "uniform-start": dict(chain_init="uniform"),  # the defaults before chain_init
     "gaussian-start": dict(chain_init="gaussian"),
     "gaussian-start-lr3e-4": dict(chain_init="gaussian", learning_rate=3e-4),
+    "float32": dict(precision="float32"),
+    "bfloat16": dict(precision="bfloat16"),
 }
 
 # The measurement of raw pixels with this protocol, for the table's last row.

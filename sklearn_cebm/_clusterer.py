@@ -275,6 +275,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
+        precision="float32",
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -306,6 +307,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.energy_l2 = energy_l2
         self.data_noise = data_noise
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

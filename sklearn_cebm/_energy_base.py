@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNeuralEstimator, _seed_from, check_count
+from ._base import BaseNeuralEstimator, _resolve_device, _seed_from, check_count
 from ._core.ais import annealed_importance_sampling
 from ._core.box_densities import UniformBox
 from ._core.model import ConjugateEnergyModel
+from ._core.precision import compute_dtype_for
 from ._core.sgld import frozen_parameters
 from ._scaling import unit_range_log_volume
 from ._training import DSMNet, PCDNet
@@ -48,6 +49,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "chain_init": [StrOptions({"uniform", "gaussian"})],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
     }
 
     _continuable_params = BaseNeuralEstimator._continuable_params | {
@@ -58,6 +60,16 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "dsm_noise",
         "energy_l2",
     }
+
+    def _build_model(self, X_unit, generator):
+        module = super()._build_model(X_unit, generator)
+        module.compute_dtype = compute_dtype_for(self.precision, _resolve_device(self.device))
+        return module
+
+    @property
+    def precision_(self):
+        """The precision the network computes in: 'float32' or 'bfloat16'."""
+        return "bfloat16" if self._module().compute_dtype is torch.bfloat16 else "float32"
 
     def _training_objective(self):
         """The objective training uses: ``objective``, which a subclass may resolve."""

@@ -155,20 +155,29 @@ def test_throughput_reports_every_quantity(tmp_path):
     module = _load_script("throughput")
     output = tmp_path / "throughput.json"
     argv = ["--iterations", "2", "--batch-size", "4", "--sgld-steps", "1", "--device", "cpu"]
+    argv += ["--precision", "float32", "bfloat16", "--matrix-size", "64"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerWarning)
         results = module.main([*argv, "--output", str(output)])
 
     assert json.loads(output.read_text()) == results
-    for key in (
-        "seconds_per_iteration_median",
-        "sgld_steps_per_second",
-        "transform_rows_per_second",
-        "score_samples_rows_per_second",
-        "peak_memory_mib",
-    ):
-        assert results[key] > 0, key
+    assert results["peak_memory_mib"] > 0
     assert results["device"] == "cpu" and results["sgld_steps"] == 1
+    for precision in ("float32", "bfloat16"):
+        measured = results[precision]
+        assert measured["precision_"] == precision
+        for key in (
+            "seconds_per_iteration_median",
+            "sgld_steps_per_second",
+            "iteration_gflop",
+            "matrix_product_gflop_per_second",
+            "seconds_per_iteration_limit",
+            "transform_rows_per_second",
+            "score_samples_rows_per_second",
+        ):
+            assert measured[key] > 0, (precision, key)
+    # The operations counted are the same whatever dtype they run in.
+    assert results["float32"]["iteration_gflop"] == results["bfloat16"]["iteration_gflop"]
 
 
 def test_ood_saved_models_scores_every_set(tmp_path):

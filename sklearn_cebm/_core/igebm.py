@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn import functional
 
 from .encoders import initialize_layers
+from .precision import run_in_precision
 
 __all__ = ["ScalarEnergyModel"]
 
@@ -28,7 +29,16 @@ class ScalarEnergyModel(nn.Module):
     generator : torch.Generator, optional
         Draws the head's initial weights; the head is built on the meta device first, so
         building draws nothing from torch's global generator.
+
+    Attributes
+    ----------
+    compute_dtype : torch.dtype or None
+        The dtype the encoder's products run in under autocast (``torch.bfloat16``), or
+        None for float32 throughout; the features and the head are float32.
     """
+
+    # A class default, so that models pickled before it existed load as float32.
+    compute_dtype = None
 
     def __init__(self, encoder, n_hidden, input_shape, generator=None):
         super().__init__()
@@ -47,7 +57,9 @@ class ScalarEnergyModel(nn.Module):
         ValueError
             If the encoder's output is not of shape ``(n, H)``.
         """
-        raw = self.encoder(x.reshape(x.shape[0], *self.input_shape))
+        raw = run_in_precision(
+            self.encoder, x.reshape(x.shape[0], *self.input_shape), self.compute_dtype
+        )
         expected = (x.shape[0], self.head.in_features)
         if raw.ndim != 2 or tuple(raw.shape) != expected:
             raise ValueError(

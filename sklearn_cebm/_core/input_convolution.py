@@ -30,11 +30,12 @@ def _input_gradient(output_gradient, weight, input_shape, stride, padding):
     pad_h, pad_w = padding
     # A view, not a copy, when the gradient is channels_last (as it is under ConvEncoder).
     flat = output_gradient.transpose(0, 1).reshape(out_channels, -1)
+    # The planes are summed in float32 (or float64) whatever the product's dtype: bfloat16
+    # additions are slower on a CPU, and lose the gradient's low bits.
     planes = torch.mm(weight.reshape(out_channels, -1).t(), flat)
+    planes = planes.to(torch.promote_types(planes.dtype, torch.float32))
     planes = planes.view(in_channels, kernel_height, kernel_width, n_samples, out_height, out_width)
-    padded = output_gradient.new_zeros(
-        (n_samples, in_channels, height + 2 * pad_h, width + 2 * pad_w)
-    )
+    padded = planes.new_zeros((n_samples, in_channels, height + 2 * pad_h, width + 2 * pad_w))
     rows_spanned = stride_h * (out_height - 1) + 1
     columns_spanned = stride_w * (out_width - 1) + 1
     for row in range(kernel_height):
@@ -61,18 +62,22 @@ class _InputGradientConvolution(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         input_gradient = weight_gradient = bias_gradient = None
+        # Under autocast the forward ran in a lower dtype than its saved float32 inputs:
+        # the backward runs in that dtype too, and its gradients take their inputs' dtypes.
+        compute_dtype = output_gradient.dtype
+        x_computed, weight_computed = x.to(compute_dtype), weight.to(compute_dtype)
         if needs_input:
             input_gradient = _input_gradient(
-                output_gradient, weight, x.shape, ctx.stride, ctx.padding
-            )
+                output_gradient, weight_computed, x.shape, ctx.stride, ctx.padding
+            ).to(x.dtype)
         if needs_weight or needs_bias:
             # PyTorch's own kernel, handed the weight itself: a freshly made contiguous one
             # (as torch.nn.grad.conv2d_weight makes) costs a copy of the channels_last
             # output gradient, 11 ms at batch 256.
             _, weight_gradient, bias_gradient = torch.ops.aten.convolution_backward(
                 output_gradient,
-                x,
-                weight,
+                x_computed,
+                weight_computed,
                 [weight.shape[0]],
                 list(ctx.stride),
                 list(ctx.padding),
@@ -82,6 +87,10 @@ class _InputGradientConvolution(torch.autograd.Function):
                 1,
                 [False, needs_weight, needs_bias],
             )
+        if weight_gradient is not None:
+            weight_gradient = weight_gradient.to(weight.dtype)
+        if bias_gradient is not None:
+            bias_gradient = bias_gradient.to(weight.dtype)
         return input_gradient, weight_gradient, bias_gradient, None, None
 
 

@@ -7,6 +7,7 @@ from torch import nn
 
 from .encoders import encode_flat_batch
 from .exponential_family import negative_precision_term
+from .precision import run_in_precision
 
 __all__ = [
     "INFERENCE_BATCH_SIZE",
@@ -42,7 +43,17 @@ class ConjugateEnergyModel(nn.Module):
         A bias from :mod:`sklearn_cebm._core.biases` over ``K`` latent dimensions.
     input_shape : tuple of int
         Shape the encoder expects for one example; inputs arrive flat, ``(n, prod(shape))``.
+
+    Attributes
+    ----------
+    compute_dtype : torch.dtype or None
+        The dtype the encoder's products run in under autocast (``torch.bfloat16``), or
+        None for float32 throughout (:func:`~sklearn_cebm._core.precision.run_in_precision`).
+        Everything after the encoder is float32.
     """
+
+    # A class default, so that models pickled before it existed load as float32.
+    compute_dtype = None
 
     def __init__(self, encoder, bias, input_shape):
         super().__init__()
@@ -59,9 +70,19 @@ class ConjugateEnergyModel(nn.Module):
             If the encoder's output is not of shape ``(n, 2 * K)``.
         """
         n_statistics = 2 * self.bias.natural_params()[0].shape[-1]
-        raw = encode_flat_batch(
-            self.encoder, x, self.input_shape, n_statistics, "two statistics per latent dimension"
-        )
+
+        def encode(batch):
+            return encode_flat_batch(
+                self.encoder,
+                batch,
+                self.input_shape,
+                n_statistics,
+                "two statistics per latent dimension",
+            )
+
+        # The statistics come back in float32, whatever the encoder computes in: the
+        # bias's log-normalisers B(lambda + t) - B(lambda) cancel most of their digits.
+        raw = run_in_precision(encode, x, self.compute_dtype)
         statistic_1, unconstrained_2 = raw.chunk(2, dim=-1)
         return statistic_1, negative_precision_term(unconstrained_2)
 

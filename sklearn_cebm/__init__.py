@@ -9,6 +9,7 @@ from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
 from ._presets import paper_settings
 from ._training import TrainingDivergedError, TrainingInterrupted
+from ._typicality import StatisticsTypicality
 from ._vae import VAEEncoder
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "GMMVAEClusterer",
     "IGEBMEncoder",
     "SamplerWarning",
+    "StatisticsTypicality",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "VAEEncoder",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -31,6 +31,7 @@ from sklearn_cebm import (
     TrainingDivergedError,
     VAEEncoder,
 )
+from sklearn_cebm._typicality import TypicalityTest
 
 from .conftest import CHEAP_SETTINGS
 
@@ -56,11 +57,18 @@ ESTIMATORS = {
     "CEBMOutlierDetector-gradient_norm": CEBMOutlierDetector(
         **CHEAP_SETTINGS, outlier_score="gradient_norm"
     ),
+    "CEBMOutlierDetector-typicality": CEBMOutlierDetector(
+        **CHEAP_SETTINGS, outlier_score="typicality"
+    ),
     "IGEBMEncoder": IGEBMEncoder(**CHEAP_SETTINGS),
     "VAEEncoder": VAEEncoder(**CHEAP_SETTINGS_FOR_VAE),
     "GMMVAEClusterer": GMMVAEClusterer(**CHEAP_SETTINGS_FOR_GMM_VAE),
 }
-OUTLIER_DETECTORS = ["CEBMOutlierDetector", "CEBMOutlierDetector-gradient_norm"]
+OUTLIER_DETECTORS = [
+    "CEBMOutlierDetector",
+    "CEBMOutlierDetector-gradient_norm",
+    "CEBMOutlierDetector-typicality",
+]
 TRANSFORMERS = [name for name in ESTIMATORS if name not in OUTLIER_DETECTORS]
 WITH_FIT_PREDICT = ["GMMCEBMClusterer", "GMMVAEClusterer", *OUTLIER_DETECTORS]
 # The energy-based models sample by SGLD inside the training data's range; the VAEs decode
@@ -114,12 +122,25 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-@parametrize_with_checks(
-    list(ESTIMATORS.values()),
-    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS.get(
-        type(estimator).__name__, {}
-    ),
-)
+# The typicality score's mixture is fitted on the 10% of X held out: 2 rows of the checks'
+# data, whose statistics differ little in some columns. Standardised, those columns blow
+# float32 rounding in the statistics (1e-7, batch-dependent) up to a relative 1e-5 in
+# the score; on data of hundreds of rows the columns spread and the scores agree.
+TYPICALITY_ON_TWO_REFERENCE_ROWS = {
+    "check_methods_subset_invariance": (
+        "the mixture on 2 held-out rows amplifies float32 rounding of the statistics to a "
+        "relative 1e-5, beyond the check's rtol of 1e-7"
+    )
+}
+
+
+def _expected_failed_checks(estimator):
+    if getattr(estimator, "outlier_score", None) == "typicality":
+        return TYPICALITY_ON_TWO_REFERENCE_ROWS
+    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(list(ESTIMATORS.values()), expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -169,8 +190,13 @@ def _fitted_attributes(estimator):
 
 
 def _fitted_values(estimator):
-    """The fitted attributes but the training net: values two fits can compare directly."""
-    return {name: v for name, v in _fitted_attributes(estimator).items() if name != "net_"}
+    """The fitted attributes but the training net: values two fits can compare directly
+    (a fitted scikit-learn estimator or the typicality's test, by its contents)."""
+    return {
+        name: _snapshot(value) if isinstance(value, (BaseEstimator, TypicalityTest)) else value
+        for name, value in _fitted_attributes(estimator).items()
+        if name != "net_"
+    }
 
 
 def _snapshot(obj, seen=None):
@@ -517,9 +543,13 @@ def test_outputs_have_one_row_per_sample(estimator, X):
         assert outputs["transform"].shape == (len(X), estimator.n_components)
 
 
-# The detector scoring by the gradient norm has the norm as its score_samples, not the
-# log-density whose gradient it is.
-LOG_DENSITY_SCORES = [name for name in ESTIMATORS if name != "CEBMOutlierDetector-gradient_norm"]
+# The detectors scoring by the gradient norm or the typicality have those as their
+# score_samples, not the log-density whose gradient score_gradient_norm is.
+LOG_DENSITY_SCORES = [
+    name
+    for name in ESTIMATORS
+    if name not in ("CEBMOutlierDetector-gradient_norm", "CEBMOutlierDetector-typicality")
+]
 
 
 @_over(LOG_DENSITY_SCORES)

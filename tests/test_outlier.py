@@ -11,12 +11,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector
-from sklearn_cebm._outlier import auto_hidden_layer_sizes, auto_max_iter
+from sklearn_cebm._outlier import auto_hidden_layer_sizes, auto_max_iter, split_reference_rows
+from sklearn_cebm._typicality import model_statistics
 from sklearn_cebm.evaluation import ood_auroc
 
 from .conftest import CHEAP_SETTINGS
 
-OUTLIER_SCORES = ["log_density", "gradient_norm"]
+OUTLIER_SCORES = ["typicality", "log_density", "gradient_norm"]
 
 
 @pytest.fixture(params=OUTLIER_SCORES)
@@ -224,3 +225,78 @@ def test_cebmoutlierdetector_defaults_rank_a_ring_above_its_hole():
     hole = 0.7 * rng.standard_normal((100, 2))
     detector = CEBMOutlierDetector(n_components=16, random_state=0).fit(X_train)
     assert ood_auroc(detector, X_test, hole) > 0.9
+
+
+# ----------------------------------------------------------------- the 'typicality' score
+def test_split_reference_rows_is_seeded_disjoint_and_complete():
+    training, reference = split_reference_rows(50, 0.1, random_state=3)
+    assert len(reference) == 5 and len(training) == 45
+    np.testing.assert_array_equal(np.sort(np.r_[training, reference]), np.arange(50))
+    again = split_reference_rows(50, 0.1, random_state=3)
+    np.testing.assert_array_equal(again[1], reference)
+    assert not np.array_equal(split_reference_rows(50, 0.1, random_state=4)[1], reference)
+    # At least one row to train on, and two for the mixture.
+    assert [len(rows) for rows in split_reference_rows(3, 0.9, random_state=0)] == [1, 2]
+    assert [len(rows) for rows in split_reference_rows(4, 0.01, random_state=0)] == [2, 2]
+    with pytest.raises(ValueError, match="1 sample"):
+        split_reference_rows(1, 0.1, random_state=0)
+    with pytest.raises(ValueError, match="at least 3 samples; got 2 samples"):
+        split_reference_rows(2, 0.1, random_state=0)
+
+
+def test_cebmoutlierdetector_auto_score_is_typicality_for_images_only(digits):
+    X = digits[0]
+    settings = dict(CHEAP_SETTINGS, max_iter=1, random_state=0)
+    images = CEBMOutlierDetector(**settings, image_shape=(1, 8, 8)).fit(X)
+    table = CEBMOutlierDetector(**settings).fit(X)
+    assert hasattr(images, "typicality_test_") and not hasattr(table, "typicality_test_")
+    explicit = CEBMOutlierDetector(**settings, image_shape=(1, 8, 8), outlier_score="typicality")
+    np.testing.assert_array_equal(images.score_samples(X), explicit.fit(X).score_samples(X))
+
+
+def test_cebmoutlierdetector_typicality_trains_without_the_reference_rows(digits):
+    X = digits[0]
+    detector = CEBMOutlierDetector(
+        **CHEAP_SETTINGS, outlier_score="typicality", validation_fraction=0.2, random_state=0
+    ).fit(X)
+    training, _ = split_reference_rows(len(X), 0.2, random_state=0)
+    # The box is the training rows' (per feature, on a table): the reference's are not in it.
+    np.testing.assert_array_equal(detector.input_min_, X[training].min(axis=0))
+    np.testing.assert_array_equal(detector.input_max_, X[training].max(axis=0))
+    trained = CEBMOutlierDetector(**CHEAP_SETTINGS, outlier_score="log_density", random_state=0)
+    trained.fit(X[training])
+    np.testing.assert_array_equal(
+        detector.history_[-1, "train_loss"], trained.history_[-1, "train_loss"]
+    )
+
+
+def test_cebmoutlierdetector_typicality_is_the_mixture_of_the_encoder_statistics(digits):
+    # On the same network, the detector's statistics are CEBMEncoder's, and its score
+    # their density under the mixture it fitted.
+    X = digits[0]
+    settings = dict(CHEAP_SETTINGS, image_shape=(1, 8, 8), objective="pcd", random_state=0)
+    detector = CEBMOutlierDetector(**settings, outlier_score="typicality").fit(X)
+    training, _ = split_reference_rows(len(X), 0.1, random_state=0)
+    encoder = CEBMEncoder(**settings, chain_init="uniform").fit(X[training])
+    statistics, codes = model_statistics(encoder, X)
+    detector_statistics, detector_codes = detector._model_statistics(X)
+    np.testing.assert_allclose(detector_statistics, statistics, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(detector_codes, codes, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        detector.score_samples(X),
+        detector.typicality_test_.score(statistics, codes),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_cebmoutlierdetector_typicality_needs_two_samples():
+    detector = CEBMOutlierDetector(**CHEAP_SETTINGS, outlier_score="typicality")
+    with pytest.raises(ValueError, match="1 sample"):
+        detector.fit(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5])
+def test_cebmoutlierdetector_rejects_validation_fraction_outside_0_1(X, fraction):
+    with pytest.raises(ValueError, match="validation_fraction"):
+        CEBMOutlierDetector(**CHEAP_SETTINGS, validation_fraction=fraction).fit(X)

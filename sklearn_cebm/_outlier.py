@@ -111,11 +111,12 @@ def auto_hidden_layer_sizes(n_features, image_shape):
         ``2 * n_features`` units, at least 64 and at most 256; (256, 256) for images
         with ``encoder='mlp'``.
     outlier_score : {'auto', 'typicality', 'log_density', 'gradient_norm'}
-        What :meth:`score_samples` returns. 'typicality': the log-density of the sample's
-        statistics under the model (log-density, log gradient norm, posterior mean norm
-        and mean log standard deviation) in a Gaussian mixture fitted on those of the
-        ``validation_fraction`` of X held out from training (Density of States
-        Estimation, Morningstar et al., 2021; see
+        What :meth:`score_samples` returns. 'typicality': the lower of two standardised
+        log-densities, that of the sample's statistics under the model (log-density, log
+        gradient norm, posterior mean norm and mean log standard deviation) in a Gaussian
+        mixture fitted on those of the ``validation_fraction`` of X held out from
+        training (Density of States Estimation, Morningstar et al., 2021), and that of
+        its posterior mean in a Gaussian mixture of the training rows' (see
         :class:`~sklearn_cebm.StatisticsTypicality`). 'log_density': the unnormalised
         log-density ``-E(x)``. 'gradient_norm': ``-||d log p(x) / dx||`` in the units of
         X (see :meth:`score_gradient_norm`). 'auto' takes 'typicality' for images (with
@@ -125,8 +126,8 @@ def auto_hidden_layer_sizes(n_features, image_shape):
         :meth:`score` method.)
     validation_fraction : float
         Share of X, in ``(0, 1)``, held out from training to fit the 'typicality' score
-        on and to set ``offset_`` from; drawn by ``random_state``, at least one row. Unused
-        by the other scores, which train on all of X.
+        on; drawn by ``random_state``, at least two rows. Unused by the other scores,
+        which train on all of X.
     encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         As for :class:`CEBMEncoder`.
     chain_init : {'uniform', 'gaussian'}
@@ -275,7 +276,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
-        precision="auto",
+        precision="float32",
         callbacks=None,
         verbose=0,
         random_state=None,

@@ -163,7 +163,8 @@ def ood_auroc(estimator, X_in, X_out, score="log_density"):
     Notes
     -----
     For :class:`~sklearn_cebm.CEBMOutlierDetector`, ``score_samples`` follows the
-    detector's own ``outlier_score`` parameter.
+    detector's own ``outlier_score`` parameter. For the typicality score of any other
+    estimator, pass a fitted :class:`~sklearn_cebm.StatisticsTypicality` as ``estimator``.
 
     Examples
     --------

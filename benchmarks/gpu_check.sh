@@ -144,7 +144,7 @@ step "cuda tests" 200 "$OUT/pytest_cuda.log" \
 # ---------------------------------------------------------------- throughput
 step "throughput (cuda)" 150 "$OUT/throughput_cuda.log" \
     python3 benchmarks/throughput.py --device cuda --iterations 20 \
-    --output "$OUT/throughput_cuda.json"
+    --precision float32 bfloat16 --output "$OUT/throughput_cuda.json"
 
 # ---------------------------------------------------------------- determinism
 # Three seeded fits of every test case, compared bit for bit, with PyTorch's defaults and

@@ -69,13 +69,15 @@ device : {'auto', 'cpu', 'cuda', 'cuda:N'} or torch.device
     'xpu') works where torch has it available; a device that torch cannot use here (the
     'meta' device included, which holds no data) is rejected at fit.
 precision : {'auto', 'float32', 'bfloat16'}
-    The precision of the network's convolutions and matrix products, in training and at
-    inference (``torch.autocast``). 'bfloat16' halves their inputs' bits and keeps
-    float32 accumulation; the statistics' log-normalisers, the energies, the SGLD chains,
-    the parameters and the optimiser stay float32. 'auto' takes bfloat16 where the device
-    computes it natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU of compute capability
-    8.0 or more) and float32 elsewhere. The choice made is ``precision_``. See the
-    training guide for what it buys and costs.
+    The precision of the network's convolutions and matrix products in training
+    (``torch.autocast``). 'bfloat16' halves their inputs' bits and keeps float32
+    accumulation; the statistics' log-normalisers, the energies, the SGLD chains, the
+    parameters and the optimiser stay float32, and so does all inference (``transform``,
+    ``score_samples``, ``predict``, ``sample``), whose codes need float32's resolution.
+    'auto' takes bfloat16 where the device computes it natively (a CPU with AVX512-BF16
+    or AMX, a CUDA GPU of compute capability 8.0 or more) and float32 elsewhere, so that
+    the same ``random_state`` gives the same model on machines of the same kind only.
+    The choice made is ``precision_``. See the training guide for what it buys.
 callbacks : list of skorch callbacks
     Extra skorch callbacks (progress bar, checkpoints, LR schedulers). Training has no
     validation split (``train_split=None``), so a callback that monitors a validation

@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from sklearn_cebm._core import precision
 from sklearn_cebm.datasets import FASHION_MNIST_HOME
 
 # Settings under which one fit on a few hundred rows takes a fraction of a second.
@@ -52,6 +53,19 @@ def _single_thread_torch():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _auto_precision_is_float32(request, monkeypatch):
+    """Make ``precision='auto'`` (the default) float32 on every machine.
+
+    Whether it is bfloat16 depends on the CPU, which differs between the machines CI runs
+    on: the tests would train different models on different machines. The tests of
+    bfloat16 ask for it by name; those of the hardware detection itself are marked
+    ``hardware_precision`` and see the real one.
+    """
+    if request.node.get_closest_marker("hardware_precision") is None:
+        monkeypatch.setattr(precision, "has_native_bfloat16", lambda device: False)
 
 
 @pytest.fixture

@@ -42,6 +42,11 @@ CASES = {
     "CEBMEncoder": (CEBMEncoder, {}, "blobs"),
     "CEBMEncoder-dsm": (CEBMEncoder, {"objective": "dsm"}, "blobs"),
     "CEBMEncoder-cnn": (CEBMEncoder, {"image_shape": (1, 8, 8)}, "digits"),
+    "CEBMEncoder-cnn-bfloat16": (
+        CEBMEncoder,
+        {"image_shape": (1, 8, 8), "precision": "bfloat16"},
+        "digits",
+    ),
     "GMMCEBMClusterer": (GMMCEBMClusterer, {"n_clusters": 3}, "blobs"),
     "CEBMOutlierDetector": (CEBMOutlierDetector, {}, "blobs"),
     "IGEBMEncoder": (IGEBMEncoder, {}, "blobs"),

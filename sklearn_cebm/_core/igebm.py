@@ -33,8 +33,10 @@ class ScalarEnergyModel(nn.Module):
     Attributes
     ----------
     compute_dtype : torch.dtype or None
-        The dtype the encoder's products run in under autocast (``torch.bfloat16``), or
-        None for float32 throughout; the features and the head are float32.
+        The dtype the encoder's products run in under autocast in training mode
+        (``torch.bfloat16``), or None for float32 throughout; the features and the head,
+        and the whole model in eval mode, are float32 (as in
+        :class:`~sklearn_cebm._core.model.ConjugateEnergyModel`).
     """
 
     # A class default, so that models pickled before it existed load as float32.
@@ -57,8 +59,9 @@ class ScalarEnergyModel(nn.Module):
         ValueError
             If the encoder's output is not of shape ``(n, H)``.
         """
+        compute_dtype = self.compute_dtype if self.training else None
         raw = run_in_precision(
-            self.encoder, x.reshape(x.shape[0], *self.input_shape), self.compute_dtype
+            self.encoder, x.reshape(x.shape[0], *self.input_shape), compute_dtype
         )
         expected = (x.shape[0], self.head.in_features)
         if raw.ndim != 2 or tuple(raw.shape) != expected:

@@ -19,6 +19,9 @@ from sklearn_cebm._core.precision import (
 
 CPU = torch.device("cpu")
 
+# The detection itself is under test here: conftest.py must not replace it.
+pytestmark = pytest.mark.hardware_precision
+
 
 def _write(tmp_path, text):
     path = tmp_path / "cpuinfo"
@@ -124,3 +127,14 @@ def test_input_gradient_convolution_under_autocast_matches_float32_gradients():
     ):
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, expected, rtol=0.03, atol=0.05)
+
+
+def test_models_in_eval_mode_compute_in_float32():
+    model = _conv_model(seed=5)
+    x = torch.rand(4, 144, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    model.eval()
+    exact = model(x)
+    model.compute_dtype = torch.bfloat16
+    assert torch.equal(model(x), exact)
+    model.train()
+    assert not torch.equal(model(x), exact)

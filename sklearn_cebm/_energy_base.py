@@ -24,11 +24,15 @@ from ._training import DSMNet, PCDNet
 
 __all__ = ["BaseCEBM", "BaseEnergyEstimator"]
 
-# The effort of annealed importance sampling behind score and estimate_log_partition: on
-# the digits (64 features, benchmarks/results/model_selection.md) it lands within a few
-# hundredths of a 50 times longer run.
+# The effort of annealed importance sampling behind score and estimate_log_partition.
+# The variance of the log-weights grows with the dimension over the number of temperatures
+# (for independent coordinates, in proportion), so 'auto' takes temperatures in proportion
+# to the features: on a 64-D Gaussian marginal 500 temperatures erred by 7.6 nats (9
+# standard errors), 2,048 by 1.3 (2.6) and a long run by 0.1 (0.5)
+# (benchmarks/results/model_selection.md and model_selection_500_temperatures.md).
 AIS_CHAINS = 100
-AIS_TEMPERATURES = 500
+AIS_TEMPERATURES_PER_FEATURE = 32
+AIS_MIN_TEMPERATURES = 500
 
 
 class BaseEnergyEstimator(BaseNeuralEstimator):
@@ -164,8 +168,13 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         The model is left in eval mode, as after any inference; its weights are frozen
         while the chains run and only the chains' noise is drawn.
         """
-        n_chains = check_count(n_chains, "n_chains", 2, "estimate_log_partition")
-        n_temperatures = check_count(n_temperatures, "n_temperatures", 1, "estimate_log_partition")
+        method = "estimate_log_partition"
+        n_chains = check_count(n_chains, "n_chains", 2, method)
+        if isinstance(n_temperatures, str) and n_temperatures == "auto":
+            n_temperatures = max(
+                AIS_MIN_TEMPERATURES, AIS_TEMPERATURES_PER_FEATURE * self.n_features_in_
+            )
+        n_temperatures = check_count(n_temperatures, "n_temperatures", 1, method)
         module = self._module().eval()
         device = next(module.parameters()).device
         seed = _seed_from(self.random_state if random_state is None else random_state)
@@ -182,7 +191,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         return log_partition, estimate.standard_error
 
     def estimate_log_partition(
-        self, *, n_chains=AIS_CHAINS, n_temperatures=AIS_TEMPERATURES, random_state=None
+        self, *, n_chains=AIS_CHAINS, n_temperatures="auto", random_state=None
     ):
         """Estimate the log-normaliser ``log Z`` of the model by annealed importance sampling.
 
@@ -191,21 +200,23 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         is the normalised log-density of X's rows in X's units. Fitting again removes them.
 
         ``Z`` is the integral of ``exp(score_samples(x))`` over the box
-        ``input_center_ +- input_scale_`` the model is defined on, in X's units. Chains start
-        from the uniform density on the box (whose normaliser is its volume) and anneal
-        along the geometric path to the model, with one Metropolis-adjusted Langevin
-        (MALA) step per temperature, which leaves each intermediate density exactly
-        invariant; the estimate is the log of the mean importance weight (see
-        :func:`sklearn_cebm._core.ais.annealed_importance_sampling`). It is unbiased for
-        ``Z``, so in expectation it is at or below ``log Z``: too few temperatures err low.
+        ``input_center_ +- input_scale_`` the model is defined on, in X's units. Chains
+        start from the uniform density on the box (whose normaliser is its volume) and
+        anneal along the geometric path to the model, with one Metropolis-adjusted
+        Langevin (MALA) step per temperature, which leaves each intermediate density
+        exactly invariant (``sklearn_cebm._core.ais``). The mean importance weight is
+        unbiased for ``Z``; its log, the estimate, is in expectation at or below
+        ``log Z``, the more so with too few temperatures, and then the standard error
+        understates the error too (see Notes).
 
         Parameters
         ----------
         n_chains : int, default=100
             Annealing chains; the standard error falls as their square root.
-        n_temperatures : int, default=500
+        n_temperatures : int or 'auto', default='auto'
             Intermediate densities, one MALA step each; the cost grows in proportion.
-            A pilot run with a quarter of the chains first adapts the step sizes.
+            'auto' takes 32 per feature, at least 500. A pilot run with a quarter of the
+            chains first adapts the step sizes.
         random_state : int, RandomState instance or None, default=None
             Seeds the chains; ``None`` uses the estimator's ``random_state``.
 
@@ -216,9 +227,20 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
 
         Notes
         -----
-        The cost is ``1.25 * n_chains * n_temperatures`` evaluations of the energy and its
-        input gradient, about 1.5 s at the defaults for an MLP of widths (256, 256) on the
-        digits' 64 features, on one thread of this project's AMD EPYC test machine.
+        **Cost**: ``1.25 * n_chains * n_temperatures`` evaluations of the energy and its
+        input gradient, in batches of ``n_chains``. On one core of this project's AMD
+        EPYC machine, with one torch thread: about 8 s at the defaults (2,048
+        temperatures) for the MLP of widths (256, 256) on the digits' 64 features, and
+        under 1 s for a small MLP on a few features; a fit of the former takes about
+        5 s (``benchmarks/results/model_selection.md``).
+
+        **Accuracy**: checked against closed forms and numerical integration in
+        ``benchmarks/results/model_selection.md``. When the estimate still rises with more
+        temperatures, or ``log_partition_std_`` is large, the weights are dominated by
+        few chains: raise ``n_temperatures`` until the estimate settles. The start is the
+        uniform density rather than a Gaussian fitted to the data: the models trained by
+        short-run PCD spread their mass far from the data, which a Gaussian start misses
+        (in a trial on the digits it underestimated ``log Z`` by over 20 nats).
         """
         log_partition, standard_error = self._estimate_log_partition(
             n_chains, n_temperatures, random_state
@@ -230,13 +252,13 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         """Mean log-likelihood of ``X`` under the model, per sample, in X's units.
 
         ``mean(score_samples(X)) - log Z``, with ``log Z`` from ``log_partition_`` when
-        :meth:`estimate_log_partition` has set it, else estimated anew, with that method's
-        defaults and seeded by ``random_state``, at every call (nothing is stored). Unlike
+        :meth:`estimate_log_partition` has set it, else estimated anew at that method's
+        defaults, seeded by ``random_state``, at every call (nothing is stored). Unlike
         the unnormalised :meth:`score_samples` it compares models: fits with other
-        parameters, other estimators of this package (a VAE's ``score`` is a lower bound
-        on the same quantity), and scikit-learn's density models on the same X, so that
-        ``GridSearchCV`` without labels selects the model under which held-out data are
-        most likely.
+        parameters, the other estimators of this package (a VAE's ``score`` is a lower
+        bound on the same quantity) and scikit-learn's density models on the same X, so
+        that ``GridSearchCV`` without labels picks the model under which held-out data
+        are most likely.
 
         Parameters
         ----------
@@ -248,26 +270,27 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         Returns
         -------
         float
-            The mean log-likelihood, up to the standard error of ``log Z``
-            (``log_partition_std_``).
+            The mean log-likelihood, up to the error of ``log Z``; as AIS errs low on
+            ``log Z`` in expectation, it errs high.
 
         Notes
         -----
+        **Cost**: that of :meth:`estimate_log_partition` when ``log_partition_`` is not
+        set (about 8 s for the MLP of widths (256, 256) on the digits' 64 features, on
+        one core of this project's AMD EPYC machine; under 1 s for a small MLP on a few
+        features), plus one forward pass over X. Call :meth:`estimate_log_partition`
+        once to score several sets at the cost of one.
+
         The model has a density only on the box the training data span. A row outside it
         (a pixel brighter than any in training) has log-density ``-inf``; it is counted at
         its nearest point of the box instead, so that one such held-out row does not make
         every candidate's mean ``-inf`` and the comparison void.
-
-        Cost: that of :meth:`estimate_log_partition` when ``log_partition_`` is not set
-        (about 1.5 s at its defaults for an MLP of widths (256, 256) on the digits' 64
-        features, on one thread of this project's AMD EPYC machine; a fit takes several
-        times that), plus one forward pass over X.
         """
         energies, _ = self._inference_in_range(self._module(), X)
         if hasattr(self, "log_partition_"):
             log_partition = self.log_partition_
         else:
-            log_partition, _ = self._estimate_log_partition(AIS_CHAINS, AIS_TEMPERATURES, None)
+            log_partition, _ = self._estimate_log_partition(AIS_CHAINS, "auto", None)
         return float(np.mean(-energies.astype(np.float64)) - log_partition)
 
 

@@ -96,3 +96,25 @@ def test_initialize_layers_uses_default_pytorch_bounds():
     assert layer.weight.abs().max() > 0.95 * bound
     assert layer.bias.abs().max() <= bound
     assert layer.bias.abs().max() > 0.9 * bound
+
+
+def test_silu_overwrites_its_input_only_without_autograd():
+    from sklearn_cebm._core.encoders import SiLU
+
+    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.silu(x)
+
+    source = x.clone().requires_grad_(True)
+    output = SiLU()(source)
+    torch.testing.assert_close(output, expected)
+    assert output.data_ptr() != source.data_ptr()
+    (gradient,) = torch.autograd.grad(output.sum(), source)
+    sigmoid = torch.sigmoid(x)
+    torch.testing.assert_close(gradient, sigmoid * (1 + x * (1 - sigmoid)))
+
+    for context in (torch.no_grad, torch.inference_mode):
+        inputs = x.clone()
+        with context():
+            output = SiLU()(inputs)
+        torch.testing.assert_close(output, expected)
+        assert output.data_ptr() == inputs.data_ptr()

@@ -276,7 +276,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
-        precision="float32",
+        precision="auto",
         callbacks=None,
         verbose=0,
         random_state=None,

@@ -22,6 +22,9 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
@@ -33,6 +36,7 @@ from ._encoder import CEBMEncoder
 from ._gmm_vae import GMMVAEClusterer
 from ._igebm import IGEBMEncoder
 from ._outlier import CEBMOutlierDetector
+from ._typicality import TypicalityTest
 from ._vae import VAEEncoder
 
 __all__ = ["load", "save"]
@@ -55,7 +59,20 @@ _ESTIMATORS = {
         VAEEncoder,
     )
 }
-_STATE_OBJECTS = {cls.__name__: cls for cls in (GaussianChainInit, ReplayBuffer, UniformChainInit)}
+_STATE_OBJECTS = {
+    cls.__name__: cls
+    for cls in (
+        GaussianChainInit,
+        ReplayBuffer,
+        UniformChainInit,
+        # The typicality score's densities (CEBMOutlierDetector.typicality_test_): fitted
+        # scikit-learn objects whose attributes are all plain values and arrays.
+        TypicalityTest,
+        Pipeline,
+        StandardScaler,
+        GaussianMixture,
+    )
+}
 
 # Attributes of the skorch net that its build path (the estimator's _build_model and
 # _build_net, then skorch's initialize) recreates from the parameters: never saved. Every

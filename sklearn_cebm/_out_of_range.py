@@ -16,6 +16,8 @@ __all__ = ["distance_outside_range", "project_onto_range", "score_outside_range"
 # Inputs within float32's rounding of the box's ends are in it: the networks compute in
 # float32, and a float64 training value cast to float32 (or back) must stay in range.
 _ROUNDING_SLACK = 4 * np.finfo(np.float32).eps
+# Rows per block of distance_outside_range: 1,024 rows of 784 float64 features are 6 MiB.
+_ROWS_PER_BLOCK = 1024
 
 
 def distance_outside_range(X, low, high, scale):
@@ -38,17 +40,26 @@ def distance_outside_range(X, low, high, scale):
     ndarray of shape (n_samples,)
         Zero for rows inside the box, positive for the others; float64.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)
     slack = _ROUNDING_SLACK * np.maximum(np.abs(low), np.abs(high))
-    with np.errstate(over="ignore"):
-        excess = np.maximum(low - X, 0.0) + np.maximum(X - high, 0.0)
-        excess = np.where(excess > slack, excess, 0.0) / scale
-    # Scaled by the largest excess first, so that squaring cannot overflow.
-    largest = excess.max(axis=1, initial=0.0)
-    ratios = np.divide(
-        excess, largest[:, None], out=np.zeros_like(excess), where=largest[:, None] > 0
-    )
-    return largest * np.sqrt(np.sum(np.square(ratios), axis=1))
+    distance = np.zeros(X.shape[0])
+    # In blocks of rows, so that the float64 temporaries stay in the cache: on 16,384
+    # images of 784 pixels at once they took 1.8 s, three times the conv net's pass.
+    for start in range(0, X.shape[0], _ROWS_PER_BLOCK):
+        block = np.asarray(X[start : start + _ROWS_PER_BLOCK], dtype=np.float64)
+        with np.errstate(over="ignore"):
+            excess = np.maximum(low - block, 0.0) + np.maximum(block - high, 0.0)
+        out = excess > slack
+        if not out.any():
+            continue
+        excess = np.where(out, excess, 0.0) / scale
+        # Scaled by the largest excess first, so that squaring cannot overflow.
+        largest = excess.max(axis=1, initial=0.0)
+        ratios = np.divide(
+            excess, largest[:, None], out=np.zeros_like(excess), where=largest[:, None] > 0
+        )
+        distance[start : start + len(block)] = largest * np.sqrt(np.sum(np.square(ratios), axis=1))
+    return distance
 
 
 def project_onto_range(X, low, high):

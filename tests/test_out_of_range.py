@@ -35,6 +35,19 @@ def test_distance_does_not_overflow_far_out():
     assert np.isfinite(distance_outside_range(X, LOW, HIGH, SCALE)[0])
 
 
+def test_distance_is_the_same_across_blocks_of_rows():
+    # More rows than one block holds, with rows outside the box in every block and in
+    # none of some: each row's distance is its own Euclidean norm of half-range excesses.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1.0, 5.0, size=(2500, 3)) * np.array([1.0, 0.5, 0.0]) + [0, 0, 3]
+    X[1100:2100] = [2.0, 0.0, 3.0]
+    excess = (np.maximum(LOW - X, 0) + np.maximum(X - HIGH, 0)) / SCALE
+    expected = np.linalg.norm(excess, axis=1)
+    distance = distance_outside_range(X, LOW, HIGH, SCALE)
+    assert (distance[:1000] > 0).any() and (distance[1100:2100] == 0).all()
+    np.testing.assert_allclose(distance, expected)
+
+
 def test_projection_clips_each_feature():
     X = np.array([[-1.0, 5.0, 3.5]])
     np.testing.assert_array_equal(project_onto_range(X, LOW, HIGH), [[0.0, 1.0, 3.0]])

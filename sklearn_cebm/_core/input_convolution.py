@@ -65,7 +65,7 @@ class _InputGradientConvolution(torch.autograd.Function):
         # Under autocast the forward ran in a lower dtype than its saved float32 inputs:
         # the backward runs in that dtype too, and its gradients take their inputs' dtypes.
         compute_dtype = output_gradient.dtype
-        x_computed, weight_computed = x.to(compute_dtype), weight.to(compute_dtype)
+        weight_computed = weight.to(compute_dtype)
         if needs_input:
             input_gradient = _input_gradient(
                 output_gradient, weight_computed, x.shape, ctx.stride, ctx.padding
@@ -76,7 +76,7 @@ class _InputGradientConvolution(torch.autograd.Function):
             # output gradient, 11 ms at batch 256.
             _, weight_gradient, bias_gradient = torch.ops.aten.convolution_backward(
                 output_gradient,
-                x_computed,
+                x.to(compute_dtype),
                 weight_computed,
                 [weight.shape[0]],
                 list(ctx.stride),
@@ -87,10 +87,10 @@ class _InputGradientConvolution(torch.autograd.Function):
                 1,
                 [False, needs_weight, needs_bias],
             )
-        if weight_gradient is not None:
-            weight_gradient = weight_gradient.to(weight.dtype)
-        if bias_gradient is not None:
-            bias_gradient = bias_gradient.to(weight.dtype)
+            if weight_gradient is not None:
+                weight_gradient = weight_gradient.to(weight.dtype)
+            if bias_gradient is not None:
+                bias_gradient = bias_gradient.to(weight.dtype)
         return input_gradient, weight_gradient, bias_gradient, None, None
 
 

@@ -736,7 +736,8 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         was_training = module.training
         device = next(module.eval().parameters()).device
         try:
-            batch_size = inference_batch_size(function, module, X_unit.shape[1], device)
+            n_rows, n_features = X_unit.shape
+            batch_size = inference_batch_size(function, module, n_features, device, n_rows)
             outputs = map_batches(function, X_unit, batch_size, device)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             _check_finite_outputs(outputs, X_unit)

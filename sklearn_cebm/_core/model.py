@@ -191,7 +191,7 @@ def widest_activation_bytes(function, module, n_features, device):
     return widest[0]
 
 
-def inference_batch_size(function, module, n_features, device):
+def inference_batch_size(function, module, n_features, device, n_rows=None):
     """Rows per batch for mapping ``function`` over inputs: within the cache on a CPU.
 
     On a CPU, a batch whose activations spill out of the last-level cache runs from
@@ -209,6 +209,9 @@ def inference_batch_size(function, module, n_features, device):
     module : torch.nn.Module
     n_features : int
     device : torch.device
+    n_rows : int, optional
+        Rows to be mapped. At most ``MIN_CPU_INFERENCE_BATCH_SIZE`` of them are one batch
+        whatever the cache, and need no probe of ``function``.
 
     Returns
     -------
@@ -216,6 +219,8 @@ def inference_batch_size(function, module, n_features, device):
     """
     if device.type != "cpu":
         return INFERENCE_BATCH_SIZE
+    if n_rows is not None and n_rows <= MIN_CPU_INFERENCE_BATCH_SIZE:
+        return MIN_CPU_INFERENCE_BATCH_SIZE
     widest = widest_activation_bytes(function, module, n_features, device)
     rows = last_level_cache_bytes() // (4 * widest)
     return int(min(INFERENCE_BATCH_SIZE, max(MIN_CPU_INFERENCE_BATCH_SIZE, rows)))

@@ -180,6 +180,16 @@ def test_cpu_inference_batch_keeps_two_widest_activations_in_half_the_cache(monk
     assert inference_batch_size(small, small, 4, torch.device("cpu")) == INFERENCE_BATCH_SIZE
 
 
+def test_a_call_of_few_rows_needs_no_probe():
+    def never_called(batch):
+        raise AssertionError("rows that fit in the smallest batch need no probe")
+
+    model = _model()
+    cpu = torch.device("cpu")
+    rows = inference_batch_size(never_called, model, 4, cpu, MIN_CPU_INFERENCE_BATCH_SIZE)
+    assert rows == MIN_CPU_INFERENCE_BATCH_SIZE
+
+
 def test_accelerator_inference_batch_is_the_fixed_one():
     def never_called(batch):
         raise AssertionError("an accelerator's batch needs no probe")

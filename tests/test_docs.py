@@ -81,6 +81,8 @@ def test_docs_public_name_has_examples_section(name):
 def test_docs_build_without_warnings(tmp_path):
     for package in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
         pytest.importorskip(package, reason='the docs extra: pip install -e ".[docs]"')
+    for package in ("dask", "distributed"):  # the gallery's examples of "Scaling up"
+        pytest.importorskip(package, reason='the scaling extra: pip install -e ".[scaling]"')
     source = tmp_path / "source"
     ignore = shutil.ignore_patterns(*GENERATED, "__pycache__")
     shutil.copytree(ROOT / "docs", source / "docs", ignore=ignore)

@@ -33,7 +33,13 @@ from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
 from ._core.model import inference_batch_size, map_batches
 from ._core.scores import energy_input_gradient_norm
 from ._out_of_range import distance_outside_range, project_onto_range, score_outside_range
-from ._scaling import fit_input_range, fit_unit_range, from_unit_range, to_unit_range
+from ._scaling import (
+    check_input_range,
+    fit_input_range,
+    from_unit_range,
+    to_unit_range,
+    unit_range_of,
+)
 from ._training import TrainingInterrupted, check_callbacks
 
 __all__ = [
@@ -502,22 +508,27 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 self.net_ = saved_nets[0]
             raise
 
-    def _fit_new(self, X, epochs):
+    def _fit_new(self, X, epochs, input_range=None):
         """Build everything from scratch and train.
 
-        The attributes are set before training, so that a checkpoint written at an
-        epoch's end holds them; :meth:`_fit`'s rollback removes them on failure.
+        The box is ``input_range`` where given, else X's range. The attributes are set
+        before training, so that a checkpoint written at an epoch's end holds them;
+        :meth:`_fit`'s rollback removes them on failure.
         """
         device = _resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
-        center, scale = fit_unit_range(X, per_feature=self.image_shape is None)
+        if input_range is None:
+            low, high = fit_input_range(X, per_feature=self.image_shape is None)
+        else:
+            low, high = check_input_range(input_range, X)
+        center, scale = unit_range_of(low, high)
         init_generator = torch.Generator().manual_seed(int(seeds[0]))
         X_unit = to_unit_range(X, center, scale)
         module = self._build_model(X_unit, init_generator)
         net = self._build_net(module, self._skorch_params(device, int(seeds[1])), int(seeds[2]))
         self.net_ = net
         self.input_center_, self.input_scale_ = center, scale
-        self.input_min_, self.input_max_ = fit_input_range(X, per_feature=self.image_shape is None)
+        self.input_min_, self.input_max_ = low, high
         self.device_ = device
         self._record_built_params()
         self._train(X_unit, epochs)
@@ -540,7 +551,9 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
                 checkpoint.write_ = None
 
     # What a fit keeps only while it runs, and a checkpoint leaves out.
-    _transient_attributes = frozenset({"_shared_neighbours", "_training_neighbours"})
+    _transient_attributes = frozenset(
+        {"_shared_neighbours", "_training_neighbours", "_partial_fit_input_range"}
+    )
 
     def _write_checkpoint(self, path, epochs_left):
         """Dump this estimator, as training has left it, and the epochs its call has left."""
@@ -615,18 +628,32 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             stacklevel=4,
         )
 
+    def _check_same_input_range(self, input_range, X):
+        """Refuse an ``input_range`` other than the box the model was built on."""
+        low, high = check_input_range(input_range, X)
+        if not (np.array_equal(low, self.input_min_) and np.array_equal(high, self.input_max_)):
+            raise ValueError(
+                "input_range differs from the box the model was built on (input_min_, "
+                "input_max_): the first call to partial_fit fixes it. Pass the same range, "
+                "or none."
+            )
+
     def _fit(self, X, reset, epochs=None):
         """Train for ``epochs`` epochs (a full fit's if None), from scratch when ``reset``.
 
         All or nothing: a failure leaves the estimator as it was.
         """
+        # Passed as an attribute, not an argument: subclasses extend this signature.
+        input_range = self.__dict__.get("_partial_fit_input_range")
         with self._rollback_on_error() as keep_net:
             X_valid = self._validate_input(X, reset=reset)
             if epochs is None:
                 epochs = self._full_fit_epochs(X_valid.shape[0])
             if reset:
-                self._fit_new(X_valid, epochs)
+                self._fit_new(X_valid, epochs, input_range)
             else:
+                if input_range is not None:
+                    self._check_same_input_range(input_range, X_valid)
                 X_unit = to_unit_range(X_valid, self.input_center_, self.input_scale_)
                 self._check_built_params_unchanged()
                 keep_net()
@@ -669,16 +696,26 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         return self._fit(X, reset=reset)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, *, input_range=None):
         """Train for one epoch over X, building the model on the first call.
+
+        Calls over the chunks of a data set train one model, as ``fit`` does over all of
+        it: the network, the optimiser's state, the replay buffer's chains and the random
+        generators carry over from call to call (see the user guide's "Scaling up").
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data for one epoch; dense, finite. The first call's X sets the
-            scaling into the sampler's box, which later calls keep.
+            Training data for one epoch; dense, finite.
         y : Ignored
             Not used, present for API consistency by convention.
+        input_range : (low, high) or None, default=None
+            The range of all the data the stream will bring, as floats (one range for
+            every feature, as for images: ``(0, 255)``) or arrays of one value per
+            feature. The first call builds the model on this box, which later calls keep
+            (as ``classes`` in scikit-learn's ``SGDClassifier.partial_fit``); None takes
+            the first call's X's range, which a first chunk may not span. Later calls
+            may repeat it or omit it.
 
         Returns
         -------
@@ -690,10 +727,16 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         ValueError
             If a parameter that built the network (``n_components``, ``encoder``, ...)
             was changed by ``set_params`` since the first call; changed training settings
-            (``learning_rate``, ...) take effect instead (see ``warm_start``).
+            (``learning_rate``, ...) take effect instead (see ``warm_start``). If X lies
+            outside ``input_range``, or a later call's ``input_range`` differs from the
+            first's.
         """
         first_pass = not hasattr(self, "net_")
-        return self._fit(X, reset=first_pass, epochs=1)
+        self._partial_fit_input_range = input_range
+        try:
+            return self._fit(X, reset=first_pass, epochs=1)
+        finally:
+            self.__dict__.pop("_partial_fit_input_range", None)
 
     # ----------------------------------------------------------------- inference
     def _module(self):

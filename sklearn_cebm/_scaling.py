@@ -3,11 +3,13 @@
 import numpy as np
 
 __all__ = [
+    "check_input_range",
     "fit_input_range",
     "fit_unit_range",
     "from_unit_range",
     "to_unit_range",
     "unit_range_log_volume",
+    "unit_range_of",
 ]
 
 
@@ -66,12 +68,73 @@ def fit_unit_range(X, per_feature):
     ValueError
         As :func:`fit_input_range`.
     """
-    low, high = fit_input_range(X, per_feature)
+    return unit_range_of(*fit_input_range(X, per_feature))
+
+
+def unit_range_of(low, high):
+    """Center and scale that map the box ``[low, high]`` onto ``[-1, 1]``.
+
+    Parameters
+    ----------
+    low, high : ndarray of shape (n_features,)
+        The box, ``low <= high``; a feature with ``low == high`` gets scale 1.
+
+    Returns
+    -------
+    center, scale : ndarray of shape (n_features,)
+    """
     # Halves first: high + low can overflow where high - low does not.
     center = high / 2.0 + low / 2.0
     span = high - low
     scale = np.where(span > 0, span / 2.0, 1.0)
     return center, scale
+
+
+def check_input_range(input_range, X):
+    """The box ``(low, high)`` a user gave for the data, as arrays of X's width.
+
+    A stream's first chunk need not span the range of the whole stream; the box given
+    instead must hold the chunk.
+
+    Parameters
+    ----------
+    input_range : pair of float or of array-like of shape (n_features,)
+        The lowest and highest value of each feature (a float for all of them).
+    X : ndarray of shape (n_samples, n_features)
+        The first chunk.
+
+    Returns
+    -------
+    low, high : ndarray of shape (n_features,), float64
+
+    Raises
+    ------
+    ValueError
+        If ``input_range`` is not such a pair of finite bounds with ``low <= high``, or X
+        has a value outside the box.
+    """
+    n_features = X.shape[1]
+    try:
+        low, high = (
+            np.broadcast_to(np.asarray(bound, dtype=np.float64), (n_features,)).copy()
+            for bound in input_range
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "input_range must be a pair (low, high) of floats or of arrays of one value per "
+            f"feature ({n_features}); got {input_range!r}."
+        ) from error
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low <= high)):
+        raise ValueError(f"input_range needs finite bounds with low <= high; got {input_range!r}.")
+    outside = (X < low) | (X > high)
+    if np.any(outside):
+        row, feature = (int(index[0]) for index in np.nonzero(outside))
+        raise ValueError(
+            f"X[{row}, {feature}] = {X[row, feature]:.6g} lies outside input_range "
+            f"[{low[feature]:.6g}, {high[feature]:.6g}] of that feature: the range must "
+            "hold all the data the model is trained on."
+        )
+    return low, high
 
 
 def to_unit_range(X, center, scale):

@@ -288,3 +288,18 @@ def test_clustering_few_label_writes_both_rows(tmp_path):
         assert set(accuracy) == {1, 2, None}
         assert all(0.0 <= mean <= 1.0 for mean, _ in accuracy.values())
     assert "| GMMCEBMClusterer |" in output.read_text()
+
+
+def test_scaling_stream_trains_three_ways_from_the_file(tmp_path):
+    pytest.importorskip("dask.array")
+    script = _load_script("scaling")
+    output = tmp_path / "stream.md"
+    argv = ["stream", "--n-train", "300", "--epochs", "1", "--chunk-rows", "100"]
+    with warnings.catch_warnings():  # plumbing only: one short epoch
+        warnings.simplefilter("ignore", SamplerWarning)
+        script.main([*argv, "--repeats", "1", "--output", str(output)])
+    runs = json.loads(output.with_suffix(".json").read_text())["runs"]
+    assert [run["how"] for run in runs] == ["fit in memory", "memmap stream", "dask array stream"]
+    # The two streams read the same chunks in the same order: the same model.
+    assert runs[1]["accuracy_all_labels"] == runs[2]["accuracy_all_labels"]
+    assert all(run["seconds"] > 0 and 0 <= run["auroc_vs_noise"] <= 1 for run in runs)

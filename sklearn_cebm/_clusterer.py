@@ -19,7 +19,11 @@ from ._core.biases import GaussianMixtureBias
 from ._core.model import ComponentEnergy
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
-from ._mixture_clustering import kmeans_plusplus_seeds, mixture_attributes
+from ._mixture_clustering import (
+    kmeans_plusplus_seeds,
+    mixture_attributes,
+    warn_empty_clusters,
+)
 from ._scaling import to_unit_range
 
 __all__ = ["GMMCEBMClusterer"]
@@ -440,9 +444,26 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         TrainingDivergedError
             If a run's energies, objective or weights become non-finite or explode; the
             estimator is left as it was.
+
+        Warns
+        -----
+        ConvergenceWarning
+            If ``labels_`` use fewer than ``n_clusters`` clusters, as
+            :class:`~sklearn.cluster.KMeans` warns; the model is kept.
         """
         if self.n_init == 1 or (self.warm_start and hasattr(self, "net_")):
-            return super().fit(X)
+            super().fit(X)
+        else:
+            self._fit_best_of_runs(X)
+        warn_empty_clusters(
+            self,
+            "More runs (n_init) or a longer clustering stage (clustering_updates) may fill "
+            "them; fewer clusters (n_clusters) may suit the data better.",
+        )
+        return self
+
+    def _fit_best_of_runs(self, X):
+        """:meth:`fit` with ``n_init`` runs of the clustering stage, the best one kept."""
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=self.n_init
         )
@@ -479,7 +500,6 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.__dict__.update(fitted)
         # The runs were built from a clone: its callbacks are copies of this estimator's.
         self._record_built_params()
-        return self
 
     # ----------------------------------------------------------------- inference
     def predict_proba(self, X):

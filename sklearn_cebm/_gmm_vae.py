@@ -14,7 +14,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import PosteriorTransformerMixin
 from ._core.mixture_prior import MixtureOfGaussiansPrior
 from ._docstrings import fill_docstring
-from ._mixture_clustering import kmeans_plusplus_seeds, mixture_attributes
+from ._mixture_clustering import (
+    kmeans_plusplus_seeds,
+    mixture_attributes,
+    warn_empty_clusters,
+)
 from ._vae import BaseVAE
 from ._vae_training import MixturePriorSeeding
 
@@ -264,6 +268,35 @@ class GMMVAEClusterer(PosteriorTransformerMixin, ClusterMixin, BaseVAE):
         """Labels from a final pass over X, and the prior's components in numpy."""
         self.labels_ = self.predict(X)
         self.__dict__.update(mixture_attributes(self._module().prior))
+
+    def fit(self, X, y=None):
+        """Train on X for ``max_iter`` epochs, the prior's components placed after ``warmup_iter``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; dense, finite.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Warns
+        -----
+        ConvergenceWarning
+            If ``labels_`` use fewer than ``n_clusters`` clusters, as
+            :class:`~sklearn.cluster.KMeans` warns; the model is kept.
+        """
+        super().fit(X)
+        warn_empty_clusters(
+            self,
+            "Another random_state, more training (max_iter) or fewer clusters (n_clusters) "
+            "may suit the data better.",
+        )
+        return self
 
     # ----------------------------------------------------------------- inference
     def predict_proba(self, X):

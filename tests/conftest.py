@@ -21,6 +21,11 @@ CHEAP_SETTINGS = dict(
     learning_rate=1e-3,
 )
 
+# For tests of tiny clusterers that are not about cluster usage: such fits may leave
+# clusters empty, which fit warns of (tests/test_clusterer.py tests the warning).
+allow_empty_clusters = pytest.mark.filterwarnings(
+    "ignore:.*clusters; the others are empty:sklearn.exceptions.ConvergenceWarning"
+)
 
 # What Debian's dataset-fashion-mnist installs, and the real-data tests read.
 FASHION_MNIST_FILES = [

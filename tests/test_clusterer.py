@@ -12,6 +12,7 @@ import pytest
 import torch
 from scipy.special import rel_entr, softmax
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
@@ -19,7 +20,7 @@ from sklearn_cebm import GMMCEBMClusterer
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
 
-from .conftest import CHEAP_SETTINGS
+from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
 # One run of a short clustering stage: 10 updates are 3 epochs of the 150 blobs.
 SETTINGS = dict(CHEAP_SETTINGS, n_clusters=3, clustering_updates=10, n_init=1)
@@ -84,6 +85,7 @@ def test_gmmcebmclusterer_one_cluster_puts_everything_in_it(X):
     # The one-component energy equals the spherical bias's: tests/core/test_biases.py.
 
 
+@allow_empty_clusters
 def test_gmmcebmclusterer_score_samples_is_marginal_over_y_and_z(X):
     # -E(x) = log sum_y int exp(-E(x, y, z)) dz - K/2 log(2 pi), on a fitted model with K=1.
     settings = {**SETTINGS, "n_components": 1, "learn_weights": True}
@@ -410,3 +412,22 @@ def test_gmmcebmclusterer_relocates_nothing_when_every_cluster_is_chosen(X):
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
     assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)
     assert sum(batch["relocations"] for epoch in clustering for batch in epoch["batches"]) == 0
+
+
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_gmmcebmclusterer_warns_when_clusters_are_left_empty(n_init):
+    # Two distinct rows have at most two distinct codes: a third cluster stays empty, as
+    # KMeans's does on duplicate points, and fit says so but keeps the model.
+    X = np.repeat([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]], 20, axis=0)
+    clusterer = GMMCEBMClusterer(**{**SETTINGS, "n_init": n_init}, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"in [12] of its n_clusters=3 clusters"):
+        clusterer.fit(X)
+    assert len(np.unique(clusterer.labels_)) < 3
+    assert clusterer.predict(X).shape == (40,)
+
+
+def test_gmmcebmclusterer_does_not_warn_when_every_cluster_is_used(X):
+    # Under filterwarnings=error a warning would fail this fit; its labels use all three.
+    settings = {**SETTINGS, "clustering_updates": 200}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    assert len(np.unique(clusterer.labels_)) == 3

@@ -11,7 +11,7 @@ import torch
 from scipy.special import logsumexp, softmax
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn_cebm import GMMVAEClusterer
 
 from . import test_docstrings as docstring_tests
+from .conftest import allow_empty_clusters
 
 SETTINGS = dict(
     n_clusters=3, n_components=2, hidden_layer_sizes=(16,), max_iter=3, warmup_iter=1, batch_size=32
@@ -136,6 +137,7 @@ def test_gmm_vae_components_are_identical_until_placed(X):
     assert not np.allclose(clusterer.predict_proba(X), 1 / 3)
 
 
+@allow_empty_clusters
 @pytest.mark.parametrize("learn_weights", [False, True])
 def test_gmm_vae_gmm_placement_is_a_gaussian_mixture_on_the_posterior_means(X, learn_weights):
     # Placed after the last epoch, so the fitted components are the placement's: a diagonal
@@ -164,6 +166,7 @@ def test_gmm_vae_kmeans_plusplus_places_means_on_the_codes(X):
     np.testing.assert_array_equal(stds, np.broadcast_to(stds[0], stds.shape))
 
 
+@allow_empty_clusters
 def test_gmm_vae_random_init_draws_distinct_means(X):
     settings = dict(SETTINGS, max_iter=1, init_params="random")
     clusterer = GMMVAEClusterer(**settings, random_state=0).fit(X)
@@ -183,3 +186,12 @@ def test_gmm_vae_random_init_draws_distinct_means(X):
 def test_gmm_vae_docstring(check):
     # tests/test_docstrings.py's checks, on this estimator too.
     check(GMMVAEClusterer)
+
+
+def test_gmm_vae_warns_when_clusters_are_left_empty():
+    # Two distinct rows have two distinct posteriors: a third cluster stays empty.
+    X = np.repeat([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]], 20, axis=0)
+    clusterer = GMMVAEClusterer(**SETTINGS, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"in [12] of its n_clusters=3 clusters"):
+        clusterer.fit(X)
+    assert len(np.unique(clusterer.labels_)) < 3

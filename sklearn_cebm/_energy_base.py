@@ -79,6 +79,11 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         """The objective training uses: ``objective``, which a subclass may resolve."""
         return self.objective
 
+    def _dsm_noise_std(self):
+        """The noise std score matching trains with: ``dsm_noise``, which a subclass may
+        resolve."""
+        return self.dsm_noise
+
     def _net_settings(self):
         # Each net has the settings of its objective; the other objective's are unused.
         settings = dict(
@@ -87,7 +92,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
             sgld_noise=self.sgld_noise,
         )
         if self._training_objective() == "dsm":
-            return dict(settings, noise_std=self.dsm_noise)
+            return dict(settings, noise_std=self._dsm_noise_std())
         return dict(settings, sgld_steps=self.sgld_steps, data_noise=self.data_noise)
 
     def _apply_net_settings(self):
@@ -111,7 +116,12 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         extra = self._net_params()
         if self._training_objective() == "dsm":
             net = self._dsm_net(
-                module, **skorch_params, **sampler, **extra, noise_std=self.dsm_noise, seed=seed
+                module,
+                **skorch_params,
+                **sampler,
+                **extra,
+                noise_std=self._dsm_noise_std(),
+                seed=seed,
             )
             return net.initialize()
         net = self._pcd_net(

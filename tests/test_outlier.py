@@ -11,7 +11,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector
-from sklearn_cebm._outlier import auto_hidden_layer_sizes, auto_max_iter, split_reference_rows
+from sklearn_cebm._outlier import (
+    auto_dsm_noise,
+    auto_max_iter,
+    split_reference_rows,
+)
 from sklearn_cebm._typicality import model_statistics
 from sklearn_cebm.evaluation import ood_auroc
 
@@ -145,31 +149,16 @@ def test_auto_max_iter_trains_at_least_30_epochs_and_1000_updates(n_samples, bat
     assert updates >= 1000 and (epochs == 30 or (epochs - 1) * -(-n_samples // batch_size) < 1000)
 
 
-@pytest.mark.parametrize(
-    "n_features, image_shape, sizes",
-    [
-        (2, None, (64, 64)),
-        (30, None, (64, 64)),
-        (50, None, (100, 100)),
-        (128, None, (256, 256)),
-        (784, None, (256, 256)),
-        (64, (1, 8, 8), (256, 256)),  # images with encoder='mlp': the former default
-    ],
-)
-def test_auto_hidden_layer_sizes_follow_the_number_of_features(n_features, image_shape, sizes):
-    assert auto_hidden_layer_sizes(n_features, image_shape) == sizes
-
-
 def _hidden_widths(detector):
     linear = [m for m in detector.net_.module_.modules() if isinstance(m, torch.nn.Linear)]
     return tuple(layer.out_features for layer in linear[:-1])
 
 
-@pytest.mark.parametrize("n_features, widths", [(3, (64, 64)), (50, (100, 100)), (200, (256, 256))])
-def test_cebmoutlierdetector_auto_encoder_is_sized_to_the_table(n_features, widths):
+@pytest.mark.parametrize("n_features", [2, 50, 200])
+def test_cebmoutlierdetector_auto_encoder_has_two_layers_of_256_for_any_table(n_features):
     X = np.random.default_rng(0).normal(size=(20, n_features))
     detector = CEBMOutlierDetector(n_components=4, max_iter=1, random_state=0).fit(X)
-    assert _hidden_widths(detector) == widths
+    assert _hidden_widths(detector) == (256, 256)
 
 
 def test_cebmoutlierdetector_auto_max_iter_sets_the_epochs_trained():
@@ -196,9 +185,59 @@ def test_cebmoutlierdetector_auto_objective_is_dsm_for_tables_and_pcd_for_images
     np.testing.assert_array_equal(table.score_samples(X), explicit.score_samples(X))
 
 
+def test_auto_dsm_noise_is_half_scotts_bandwidth_of_the_scaled_table():
+    rng = np.random.default_rng(0)
+    X_unit = rng.uniform(-1, 1, size=(100, 4))
+    spread = np.sqrt(np.mean(X_unit.var(axis=0)))
+    assert auto_dsm_noise(X_unit, None) == pytest.approx(0.5 * 100 ** (-1 / 8) * spread)
+    # More rows of the same spread, less noise; more features, more (a bandwidth's rule).
+    assert auto_dsm_noise(np.tile(X_unit, (16, 1)), None) < auto_dsm_noise(X_unit, None)
+    wide = np.tile(X_unit, (1, 8))
+    assert auto_dsm_noise(wide, None) > auto_dsm_noise(X_unit, None)
+    # Features squeezed by an extreme row get less noise than the box's width would give.
+    squeezed = np.r_[0.1 * X_unit[:-1], np.ones((1, 4))]
+    assert auto_dsm_noise(squeezed, None) < 0.5 * auto_dsm_noise(X_unit, None)
+
+
+@pytest.mark.parametrize(
+    "X_unit, image_shape",
+    [
+        (np.zeros((1, 3)), None),  # one row: no spread
+        (np.full((10, 3), 0.5), None),  # constant features
+        (np.random.default_rng(0).uniform(-1, 1, (10, 64)), (1, 8, 8)),  # images
+    ],
+)
+def test_auto_dsm_noise_keeps_the_former_constant_without_a_spread_or_for_images(
+    X_unit, image_shape
+):
+    assert auto_dsm_noise(X_unit, image_shape) == 0.1
+
+
+def test_cebmoutlierdetector_auto_dsm_noise_is_resolved_on_the_first_training_call():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    settings = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    detector = CEBMOutlierDetector(**settings).fit(X)
+    X_unit = (X - detector.input_center_) / detector.input_scale_
+    assert detector.dsm_noise_ == pytest.approx(auto_dsm_noise(X_unit, None))
+    assert detector.net_.noise_std == detector.dsm_noise_
+    # Later calls keep it, as they keep the scaling; a number given instead is used.
+    first = detector.dsm_noise_
+    detector.partial_fit(rng.normal(size=(5, 3)))
+    assert detector.dsm_noise_ == first and detector.net_.noise_std == first
+    detector.set_params(dsm_noise=0.3).partial_fit(X)
+    assert detector.net_.noise_std == 0.3
+    explicit = CEBMOutlierDetector(**settings, dsm_noise=first).fit(X)
+    np.testing.assert_array_equal(
+        explicit.score_samples(X), detector.set_params(dsm_noise="auto").fit(X).score_samples(X)
+    )
+
+
 @pytest.mark.parametrize(
     "params, name",
     [
+        (dict(dsm_noise="wide"), "dsm_noise"),
+        (dict(dsm_noise=0.0), "dsm_noise"),
         (dict(max_iter="many"), "max_iter"),
         (dict(max_iter=0), "max_iter"),
         (dict(hidden_layer_sizes="wide"), "hidden_layer_sizes"),

@@ -74,37 +74,30 @@ def test_dask_process_workers_get_one_thread_each():
     assert int(environ["OMP_NUM_THREADS"]) == 1
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.util.joblib")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-def _torch_threads():
+def _torch_threads(estimator, X, y):
+    """A scorer: the torch threads of the process that fitted ``estimator`` and scores it."""
     return torch.get_num_threads()
 
 
-def test_ray_workers_get_one_thread_each(ray_cluster):
-    # First, while the workers ray starts with are idle (the search's pool then holds the
-    # CPUs). The policy the user guide states for ray: a task of one CPU (the default) runs
-    # with OMP_NUM_THREADS=1 unless the user set it.
-    remote = ray_cluster.remote(num_cpus=1)(_torch_threads)
-    assert ray_cluster.get([remote.remote() for _ in range(2)]) == [1, 1]
-
-
-def test_grid_search_on_ray(ray_cluster, blobs):
-    import joblib
+def test_grid_search_on_ray(blobs):
+    ray = pytest.importorskip("ray")
+    joblib = pytest.importorskip("joblib")
     from ray.util.joblib import register_ray
 
     X, y = blobs
-    register_ray()
     search = _search()
-    with joblib.parallel_config(backend="ray"):
-        search.fit(X, y)
+    # The policy the user guide states for ray: its joblib backend's workers (actors of one
+    # CPU) run with OMP_NUM_THREADS=1 unless the user set it; seen where the fits ran.
+    search.set_params(scoring={"score": "neg_log_loss", "threads": _torch_threads}, refit="score")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        register_ray()
+        with joblib.parallel_config(backend="ray"):
+            search.fit(X, y)
+    finally:
+        ray.shutdown()
     _assert_same_as_serial(search, X, y)
+    assert list(search.cv_results_["mean_test_threads"]) == [1, 1]
 
 
 class _RecordThreads(Callback):

@@ -70,7 +70,11 @@ def nearest_neighbour_rows(X, n_neighbors):
         Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.
     n_neighbors : int
         Nearest neighbours of each training sample, in the scaled input space, that the
-        clustering stage pulls into its cluster (see Notes).
+        clustering stage pulls into its cluster (see Notes). 20, SCAN's number: more
+        neighbours are less often of the sample's class, but bind the neighbour graph
+        into fewer, larger pieces; 20 did better than 10 on the digits and on
+        Fashion-MNIST, 40 worse on Fashion-MNIST
+        (``benchmarks/results/clustering_n_neighbors.md``).
     cluster_balance : float
         Weight ``beta`` of the balance term of the clustering stage,
         ``beta * KL(mean over the batch of p(y | x) || pi)``: zero when a batch uses the
@@ -256,7 +260,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         n_clusters=10,
         n_components=128,
         learn_weights=False,
-        n_neighbors=10,
+        n_neighbors=20,
         cluster_balance=5.0,
         clustering_updates=2000,
         clustering_learning_rate=3e-4,

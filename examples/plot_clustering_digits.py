@@ -110,11 +110,12 @@ fig.tight_layout()
 # What this shows
 # ---------------
 # On the likelihood's codes alone the mixture does worse than k-means on the pixels (in
-# this run NMI 0.53 against 0.74): the codes of a CEBM trained by the likelihood spread
-# along directions that are not the digits. The clustering stage lifts the same model to
-# NMI 0.86, ARI 0.82, with all ten clusters used and 94% of the pairs of nearest
-# neighbours in one cluster. That is one seed; over seeds a single run varies (NMI 0.76
-# to 0.86 over seeds 0-2), which is why ``fit`` clusters one likelihood stage
-# ``n_init=3`` times and keeps the run that agrees most with the neighbours.
+# one run of this example, one torch thread: NMI 0.45 against 0.74): the codes of a CEBM
+# trained by the likelihood spread along directions that are not the digits. The
+# clustering stage lifts the same model to NMI 0.84, ARI 0.81, with all ten clusters used
+# and 92% of the pairs of nearest neighbours in one cluster. That is one seed; a single
+# run varies (NMI 0.69 to 0.88 in nine runs of a development script), which is why
+# ``fit`` clusters one likelihood stage ``n_init=3`` times and keeps the run that agrees
+# most with the neighbours.
 # ``benchmarks/results/clustering.md`` has the defaults over three seeds beside k-means,
 # a Gaussian mixture, k-means on ``CEBMEncoder``'s codes and the GMM-VAE.

@@ -142,8 +142,8 @@ def auto_dsm_noise(X_unit, image_shape):
         learns the data's density smoothed by this noise, as a kernel density estimate
         with this bandwidth. 'auto' chooses it as a bandwidth on the first training
         call's table: half of Scott's rule, ``0.5 * n_samples ** (-1 / (n_features +
-        4))`` times the root mean variance of the scaled features (see
-        ``dsm_noise_``): wider on a few rows in many dimensions (0.21 on 90 rows of
+        4))`` times the square root of the scaled features' mean variance (see
+        ``dsm_noise_``): wider on a few rows in many dimensions (about 0.2 on 90 rows of
         the 64 digits pixels), narrower on many rows in few (0.09 on 500 rows of two
         moons) or where extreme rows widened the ranges (0.06 on six lognormal
         features); 0.1 for images, as before.

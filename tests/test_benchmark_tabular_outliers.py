@@ -58,3 +58,16 @@ def test_tabular_outliers_main_writes_the_report_and_json(bench, tmp_path):
     assert best == pytest.approx(
         np.mean([max(per_task[t][d][0] for d in bench.CLASSIC) for t in per_task])
     )
+
+
+def test_tabular_outliers_heldout_suite_has_its_own_tables(bench, tmp_path):
+    tasks = {name: task for name, *task in bench.heldout_tasks(seed=0)}
+    assert len(tasks) == 9
+    assert not set(tasks) & {task[0] for task in bench.class_tasks(0) + bench.synthetic_tasks(0)}
+    X_train, X_in, X_out, _ = tasks["blobs8-uniform"]
+    assert X_train.shape == (400, 8) and X_in.shape == (400, 8) and X_out.shape == (160, 8)
+    output = tmp_path / "heldout.md"
+    argv = ["--suite", "heldout", "--tasks", "circles", "--set", "max_iter=1"]
+    per_task, _ = bench.main([*argv, "--output", str(output)])
+    assert set(per_task) == {"circles-outer-inner"}
+    assert "suite: heldout" in output.read_text()

@@ -17,7 +17,7 @@ from skorch.callbacks import (
 )
 from skorch.dataset import unpack_data
 
-from ._callbacks import EpochTable, RunProgressBar, SamplerMonitor
+from ._callbacks import EpochTable, RunProgressBar, SamplerMonitor, SamplerRollback
 from ._core.chain_init import UniformChainInit, fit_chain_init
 from ._core.losses import (
     ContrastiveDivergenceLoss,
@@ -449,7 +449,8 @@ class PCDNet(EnergyNet):
     shown = "energy_gap"
 
     def _monitoring_callbacks(self):
-        return [("sampler_monitor", SamplerMonitor())]
+        # The rollback first: the monitor then passes over the epoch it undid.
+        return [("sampler_rollback", SamplerRollback()), ("sampler_monitor", SamplerMonitor())]
 
     def initialize(self):
         """Initialise skorch's components, the random generator and an empty replay buffer."""

@@ -1,4 +1,4 @@
-"""The training layer's callbacks: the sampler's health monitor and the mixture's seeding."""
+"""The training layer's callbacks: the sampler's monitor and rollback, the mixture's seeding."""
 
 import pickle
 import warnings
@@ -19,7 +19,9 @@ from sklearn_cebm._core.biases import GaussianMixtureBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
 from sklearn_cebm._core.model import ConjugateEnergyModel
 
-from .test_training import N_FEATURES, _blobs, _net
+from .test_training import _TINY_SETTINGS, N_FEATURES, _blobs, _net
+
+_TINY_LR = _TINY_SETTINGS["lr"]
 
 
 class _HistoryStub:
@@ -216,3 +218,90 @@ def test_epoch_table_colours_the_best_values_on_a_terminal(monkeypatch):
     assert "\x1b[" in table
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in EpochTable().initialize().table(row)
+
+
+def _trained_net_and_rollback():
+    """A PCD net after two healthy epochs on the blobs, and its rollback callback."""
+    net = _net(0, max_epochs=2)
+    net.fit(_blobs(0))
+    rollback = dict(net.callbacks_)["sampler_rollback"]
+    assert rollback.snapshot_["epoch"] == 2, "the tiny fit kept its gap within the limit"
+    return net, rollback
+
+
+def _runaway_epoch(net, gap):
+    """Record an epoch whose every batch had ``gap``, as the scoring callbacks leave one."""
+    net.history.new_epoch()
+    net.history.record("epoch", len(net.history))
+    for _ in range(3):
+        net.history.new_batch()
+        net.history.record_batch("energy_gap", gap)
+    net.history.record("energy_gap", gap)
+    net.history.record("chain_displacement", 0.1)
+
+
+def _wander_off(net):
+    """What a runaway does to the state the rollback keeps: weights and chains move."""
+    with torch.no_grad():
+        for parameter in net.module_.parameters():
+            parameter.add_(1.0)
+    net.replay_buffer_.samples.add_(0.5)
+
+
+def test_sampler_rollback_restores_the_last_healthy_epoch_at_half_the_learning_rate():
+    net, rollback = _trained_net_and_rollback()
+    weights = {name: value.clone() for name, value in net.module_.state_dict().items()}
+    chains = net.replay_buffer_.samples.clone()
+    optimizer_steps = [state["step"].clone() for state in net.optimizer_.state.values()]
+    lr = net.lr
+    _wander_off(net)
+    _runaway_epoch(net, -50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rollback.on_epoch_end(net)  # one epoch beyond the limit is an excursion
+    assert "sampler_rollback" not in net.history[-1]
+    _runaway_epoch(net, -60.0)
+    with pytest.warns(SamplerWarning, match="went back to the end of epoch 2"):
+        rollback.on_epoch_end(net)
+    for name, value in net.module_.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=0)
+    torch.testing.assert_close(net.replay_buffer_.samples, chains, rtol=0, atol=0)
+    steps = [state["step"] for state in net.optimizer_.state.values()]
+    assert [int(step) for step in steps] == [int(step) for step in optimizer_steps]
+    assert net.lr == lr / 2
+    assert all(group["lr"] == lr / 2 for group in net.optimizer_.param_groups)
+    assert net.history[-1, "sampler_rollback"] == 2
+    # The monitor passes over the undone epoch: the rollback has said what happened.
+    monitor = SamplerMonitor()
+    monitor.on_train_begin(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monitor.on_epoch_end(net)
+
+
+def test_sampler_rollback_stops_after_max_rollbacks_and_leaves_the_warning_to_the_monitor():
+    net, rollback = _trained_net_and_rollback()
+    rollback.max_rollbacks = 1
+    monitor = SamplerMonitor()
+    monitor.on_train_begin(net)
+    caught_messages = []
+    for gap in (-50.0, -60.0, -70.0, -80.0):
+        _wander_off(net)
+        _runaway_epoch(net, gap)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rollback.on_epoch_end(net)
+            monitor.on_epoch_end(net)
+        caught_messages += [str(w.message) for w in caught if w.category is SamplerWarning]
+    assert rollback.rollbacks_ == 1
+    assert sum("went back" in message for message in caught_messages) == 1
+    # The gaps after the rollback (-70, -80) are a runaway of their own.
+    assert sum("no longer follow" in message for message in caught_messages) == 1
+    assert net.lr == _TINY_LR / 2
+
+
+def test_sampler_rollback_keeps_no_copy_in_a_pickle():
+    _, rollback = _trained_net_and_rollback()
+    restored = pickle.loads(pickle.dumps(rollback))
+    assert restored.snapshot_ is None and restored.rollbacks_ == 0
+    assert rollback.snapshot_ is not None

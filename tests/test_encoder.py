@@ -321,10 +321,10 @@ def test_cebmencoder_training_separates_data_from_noise():
     assert gap > 1.0
 
 
-def test_cebmencoder_warns_when_the_energy_gap_runs_away():
+def test_cebmencoder_rolls_back_when_the_energy_gap_runs_away():
     X = np.random.default_rng(0).standard_normal((300, 4))
     # Without SGLD the model samples stay uniform noise, so nothing checks the energy's
-    # descent on the data: the gap runs to about -45 within ten epochs.
+    # descent on the data: the gap grows past -10 in epoch 9 and reaches -29 in epoch 10.
     settings = {
         **CHEAP_SETTINGS,
         "hidden_layer_sizes": (32,),
@@ -337,8 +337,14 @@ def test_cebmencoder_warns_when_the_energy_gap_runs_away():
     encoder = CEBMEncoder(**settings, energy_l2=0.0, random_state=0)
     with pytest.warns(SamplerWarning, match="energy gap") as caught:
         encoder.fit(X)
-    assert len([w for w in caught if "energy gap" in str(w.message)]) == 1, "once per fit"
+    messages = [str(w.message) for w in caught if "energy gap" in str(w.message)]
+    # Epoch 7 was the last whose batches all stayed within the limit.
+    assert len(messages) == 1 and "went back to the end of epoch 7" in messages[0]
     assert abs(encoder.history_[-1, "energy_gap"]) > 10
+    assert encoder.history_[-1, "sampler_rollback"] == 7
+    assert encoder.net_.lr == pytest.approx(5e-3)
+    # The weights are epoch 7's: the model scores the data as it did before the runaway.
+    assert np.all(np.isfinite(encoder.score_samples(X)))
 
 
 def test_cebmencoder_warns_when_chains_do_not_move(X):

@@ -234,7 +234,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     >>> from sklearn_cebm import GMMCEBMClusterer
     >>> X, _ = load_digits(return_X_y=True)
     >>> clusterer = GMMCEBMClusterer(
-    ...     n_clusters=10, n_components=8, max_iter=2, clustering_updates=20, n_init=1,
+    ...     n_clusters=10, n_components=8, max_iter=2, clustering_updates=200, n_init=1,
     ...     random_state=0,
     ... )
     >>> labels = clusterer.fit_predict(X[:200])

@@ -190,7 +190,7 @@ class GMMVAEClusterer(PosteriorTransformerMixin, ClusterMixin, BaseVAE):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_cebm import GMMVAEClusterer
     >>> X, _ = load_digits(return_X_y=True)
-    >>> clusterer = GMMVAEClusterer(n_clusters=10, max_iter=3, warmup_iter=2, random_state=0)
+    >>> clusterer = GMMVAEClusterer(n_clusters=10, max_iter=30, warmup_iter=20, random_state=0)
     >>> labels = clusterer.fit_predict(X[:200])
     >>> labels.shape, clusterer.predict_proba(X[:3]).shape
     ((200,), (3, 10))

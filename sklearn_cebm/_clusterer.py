@@ -212,8 +212,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     likelihood since the means parted.
 
     **What matters.** ``n_neighbors`` and ``clustering_updates``; the neighbours in the
-    input space are good where nearby inputs share a class (98% of the digits' 10
-    nearest neighbours do; see ``benchmarks/results/clustering.md`` for what each
+    input space are good where nearby inputs share a class (96.5% of the digits' 10
+    nearest neighbours do, 93.8% of their 20; see ``benchmarks/results/clustering.md`` for what each
     setting gives).
 
     **Sampling.** :meth:`sample` draws from the marginal ``p(x)`` or, given ``component``,

@@ -18,9 +18,19 @@ Three parts (issue 18):
 3. **GridSearchCV without labels** over the same grid on the first half: what it picks.
 4. With ``--clusterer`` (and only that): ``GridSearchCV`` over ``n_clusters`` of
    GMMCEBMClusterer, judged by the held-out NMI against the labels it never sees.
+5. With ``--clusterer --criteria``: criteria for ``n_clusters`` without labels, each from
+   the same fits of GMMCEBMClusterer on two random halves of the data per seed
+   (``sklearn_cebm.evaluation.clustering_stability``): the stability of the partition
+   across the halves, the held-out log-likelihood, the modularity of the held-out
+   half's nearest-neighbour graph, the silhouette of the codes, the codes' held-out
+   log-density under the fitted mixture, and BIC of a GaussianMixture on the likelihood
+   stage's codes and on the pixels; judged by the NMI against the labels they never see.
 
 Usage: ``python benchmarks/model_selection.py --output benchmarks/results/model_selection.md``;
-``--quick`` runs a tiny version in a minute.
+``--quick`` runs a tiny version in a minute. Part 5:
+``python benchmarks/model_selection.py --clusterer --criteria --data digits --seeds 0 1
+--n-clusters 4 5 6 7 8 9 10 11 12 13 14 15 16 --n-init 1
+--output benchmarks/results/model_selection_n_clusters.md``.
 """
 
 import argparse
@@ -33,12 +43,17 @@ import numpy as np
 import torch
 from _common import digits_halves, machine_header, machine_info, markdown_row, write_lines
 from scipy.stats import spearmanr
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits
+from sklearn.metrics import normalized_mutual_info_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from torch import nn
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, VAEEncoder
+from sklearn_cebm.evaluation import clustering_stability, gaussian_mixture_log_density
 
 # The smallest magnitude the CEBM adds to its second statistic (exponential_family.py).
 MIN_NEGATIVE_MAGNITUDE = 1e-6
@@ -376,12 +391,220 @@ def clusterer_report(search, held_out, args):
     return lines
 
 
+# ----------------------------------------------------------------- part 5
+def criteria_data(name):
+    """``X, y`` of part 5: the digits, or its classes 0-4 (``'digits0-4'``, 5 clusters)."""
+    X, y = load_digits(return_X_y=True)
+    if name == "digits0-4":
+        X, y = X[y < 5], y[y < 5]
+    return X, y
+
+
+def neighbour_graph(X, n_neighbors=20):
+    """Rows of each row's ``n_neighbors`` nearest others, on X scaled to [-1, 1] per feature
+    as the clusterer scales it, shape (n, n_neighbors)."""
+    X_unit = MinMaxScaler(feature_range=(-1, 1)).fit_transform(X)
+    return NearestNeighbors(n_neighbors=n_neighbors).fit(X_unit).kneighbors(return_distance=False)
+
+
+def neighbour_modularity(labels, rows):
+    """Newman's modularity of ``labels`` on the directed nearest-neighbour graph ``rows``.
+
+    The share of edges inside clusters less its expectation when the edges keep each
+    node's out- and in-degree and join clusters at random (Newman & Girvan 2004; Leicht &
+    Newman 2008 for directed graphs): ``sum_c e_cc - out_c in_c``.
+    """
+    inside = float(np.mean(labels[rows] == labels[:, None]))
+    clusters = np.unique(labels)
+    out_share = np.array([np.mean(labels == c) for c in clusters])
+    in_share = np.array([np.mean(labels[rows] == c) for c in clusters])
+    return inside - float(out_share @ in_share)
+
+
+def fit_criteria(fit, X_held_out, y_all, X_all, rows_held_out, with_score):
+    """Criteria of one fit of the clusterer, on the half it was not fitted on."""
+    labels = fit.predict(X_held_out)
+    codes = fit.transform(X_held_out)
+    criteria = {
+        "nmi": float(normalized_mutual_info_score(y_all, fit.predict(X_all))),
+        "clusters_used": len(np.unique(fit.labels_)),
+        "modularity": neighbour_modularity(labels, rows_held_out),
+        "silhouette": float(silhouette_score(codes, labels)) if len(np.unique(labels)) > 1 else 0.0,
+        "code_log_density": float(
+            np.mean(
+                gaussian_mixture_log_density(
+                    codes, fit.cluster_means_, fit.cluster_stds_, fit.weights_
+                )
+            )
+        ),
+    }
+    if with_score:
+        criteria["score"] = float(fit.score(X_held_out))
+    return criteria
+
+
+def mixture_bic(features_a, features_b, n_clusters, seed):
+    """BIC on half A and held-out mean log-likelihood on half B of a diagonal
+    GaussianMixture with ``n_clusters`` components fitted to A."""
+    mixture = GaussianMixture(n_clusters, covariance_type="diag", random_state=seed)
+    mixture.fit(features_a)
+    return float(mixture.bic(features_a)), float(mixture.score(features_b))
+
+
+def criteria_for_seed(X, y, base, n_clusters, seed, with_score):
+    """Every criterion of part 5 for one seed: one split into halves, two fits per value."""
+    result = clustering_stability(
+        GMMCEBMClusterer(**base),
+        X,
+        param_range=n_clusters,
+        n_resamples=1,
+        random_state=seed,
+        return_estimators=True,
+    )
+    ((half_a, half_b),) = result["halves"]
+    rows = {"a": neighbour_graph(X[half_a]), "b": neighbour_graph(X[half_b])}
+    # The likelihood stage on its own: the clusterer's codes before any clustering.
+    encoder_params = CEBMEncoder().get_params()
+    encoder_base = {k: v for k, v in base.items() if k in encoder_params and k != "random_state"}
+    encoder = CEBMEncoder(**encoder_base, random_state=seed).fit(X[half_a])
+    scaler = StandardScaler().fit(encoder.transform(X[half_a]))
+    codes_a = scaler.transform(encoder.transform(X[half_a]))
+    codes_b = scaler.transform(encoder.transform(X[half_b]))
+    kmeans = clustering_stability(
+        KMeans(n_init=10), X, param_range=n_clusters, n_resamples=1, random_state=seed
+    )
+    per_value = []
+    for index, value in enumerate(n_clusters):
+        ((fit_a, fit_b),) = result["estimators"][index]
+        on_b = fit_criteria(fit_a, X[half_b], y, X, rows["b"], with_score)
+        on_a = fit_criteria(fit_b, X[half_a], y, X, rows["a"], False)
+        row = {
+            "n_clusters": int(value),
+            "stability": float(result["stability"][index, 0]),
+            "kmeans_pixels_stability": float(kmeans["stability"][index, 0]),
+        }
+        for key in on_a:
+            row[key] = (on_a[key] + on_b[key]) / 2
+        if with_score:
+            row["score"] = on_b["score"]
+        row["codes_bic"], row["codes_held_out"] = mixture_bic(codes_a, codes_b, value, seed)
+        row["pixels_bic"], row["pixels_held_out"] = mixture_bic(X[half_a], X[half_b], value, seed)
+        per_value.append(row)
+        print(seed, row, flush=True)
+    return per_value
+
+
+# Criteria of part 5, with whether a higher value is better.
+CRITERIA = {
+    "stability": ("stability (ARI of the halves' fits)", True),
+    "score": ("held-out log-likelihood (score)", True),
+    "modularity": ("held-out neighbour-graph modularity", True),
+    "silhouette": ("held-out silhouette of the codes", True),
+    "code_log_density": ("codes' held-out log-density under the fit's mixture", True),
+    "codes_bic": ("BIC of a GaussianMixture on the likelihood codes", False),
+    "codes_held_out": ("held-out log-likelihood of that GaussianMixture", True),
+    "pixels_bic": ("BIC of a GaussianMixture on the pixels", False),
+    "kmeans_pixels_stability": ("stability of KMeans on the pixels", True),
+}
+
+
+def criteria_report(runs, args):
+    """Markdown of part 5: per criterion and value the mean over seeds, and the picks."""
+    seeds = sorted(runs)
+    values = [row["n_clusters"] for row in runs[seeds[0]]]
+    keys = [key for key in CRITERIA if key in runs[seeds[0]][0]]
+
+    def mean(key, index):
+        return float(np.mean([runs[seed][index][key] for seed in seeds]))
+
+    lines = [
+        "# Choosing n_clusters without labels: criteria (benchmarks/model_selection.py "
+        "--clusterer --criteria)",
+        "",
+        *machine_header(),
+        f"- command: `{args.command}`",
+        "",
+        f"Data: {args.data} ({args.n_rows} rows, {args.n_classes} classes). Per seed, the rows "
+        "are split at random into two halves and `GMMCEBMClusterer("
+        f"{args.base_text})` is fitted on each, with seeds drawn from the seed "
+        "(`clustering_stability(..., n_resamples=1, random_state=seed)`). Held-out criteria "
+        "are the mean of the two fits, each on the half it was not fitted on (the score: "
+        "the first fit's only). NMI is against the labels, which no criterion sees. Means "
+        f"over seeds {seeds}.",
+        "",
+        markdown_row(["n_clusters", "NMI", "clusters used", *keys]),
+        markdown_row(["---"] * (3 + len(keys))),
+    ]
+    for index, value in enumerate(values):
+        cells = [value, f"{mean('nmi', index):.3f}", f"{mean('clusters_used', index):.1f}"]
+        cells += [f"{mean(key, index):.3f}" for key in keys]
+        lines.append(markdown_row(cells))
+    lines += ["", "Picks (the best value of each criterion), per seed and on the mean:", ""]
+    lines += [
+        markdown_row(["criterion", *map(str, seeds), "mean"]),
+        markdown_row(["---"] * (2 + len(seeds))),
+    ]
+    for key in keys:
+        name, higher = CRITERIA[key]
+        pick = np.argmax if higher else np.argmin
+        per_seed = [values[pick([row[key] for row in runs[seed]])] for seed in seeds]
+        on_mean = values[pick([mean(key, index) for index in range(len(values))])]
+        lines.append(markdown_row([name, *per_seed, on_mean]))
+    best = values[int(np.argmax([mean("nmi", index) for index in range(len(values))]))]
+    lines += ["", f"True number of classes: {args.n_classes}; best by NMI on the mean: {best}."]
+    return lines
+
+
+def main_criteria(args):
+    X, y = criteria_data(args.data)
+    base = dict(random_state=0, device="cpu", n_init=args.n_init)
+    n_clusters = args.n_clusters
+    if args.quick:
+        X, y = X[:200], y[:200]
+        n_clusters = n_clusters[:3]
+        base = dict(
+            base,
+            max_iter=1,
+            hidden_layer_sizes=(16,),
+            n_components=4,
+            clustering_updates=5,
+            batch_size=50,
+            buffer_size=100,
+        )
+    args.base_text = ", ".join(f"{k}={v!r}" for k, v in base.items() if k != "random_state")
+    args.n_rows, args.n_classes = len(X), len(np.unique(y))
+    runs = {}
+    for seed in args.seeds:
+        runs[seed] = criteria_for_seed(X, y, base, n_clusters, seed, not args.no_score)
+        lines = criteria_report(runs, args)
+        write_lines(lines, args.output)
+        if args.output is not None:
+            with open(args.output.rsplit(".", 1)[0] + ".json", "w") as out:
+                json.dump(
+                    {"machine": machine_info(), "command": args.command, "runs": runs},
+                    out,
+                    indent=2,
+                )
+    print("\n".join(lines))
+    return runs
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny grid, few epochs, short AIS")
     parser.add_argument(
         "--clusterer", action="store_true", help="only part 4: n_clusters of GMMCEBMClusterer"
     )
+    parser.add_argument(
+        "--criteria", action="store_true", help="with --clusterer: part 5, criteria for n_clusters"
+    )
+    parser.add_argument("--data", default="digits", choices=["digits", "digits0-4"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--n-clusters", type=int, nargs="+", default=list(range(4, 17)), help="values compared"
+    )
+    parser.add_argument("--n-init", type=int, default=3, help="the clusterer's n_init")
+    parser.add_argument("--no-score", action="store_true", help="skip the AIS held-out score")
     parser.add_argument("--output", default=None, help="markdown report; a .json beside it")
     return parser.parse_args(argv)
 
@@ -393,6 +616,8 @@ def main(argv=None):
     )
     torch.set_num_threads(1)
     quick = args.quick
+    if args.clusterer and args.criteria:
+        return main_criteria(args)
     if args.clusterer:
         return main_clusterer(args)
     default, long_effort = dict(), dict(n_chains=400, n_temperatures=10000)

@@ -66,3 +66,24 @@ def test_model_selection_quick_mode_writes_every_part(bench, tmp_path):
     data = json.loads(output.with_suffix(".json").read_text())
     assert len(data["grid_search"]["mean_test_score"]) == 3
     assert all(np.isfinite(row["score"]) for row in data["ranking"])
+
+
+def test_model_selection_neighbour_modularity_of_two_separate_groups(bench):
+    # Each of 4 rows points at the other row of its pair: the pairs are two components.
+    rows = np.array([[1], [0], [3], [2]])
+    assert bench.neighbour_modularity(np.array([0, 0, 1, 1]), rows) == pytest.approx(0.5)
+    assert bench.neighbour_modularity(np.array([0, 0, 0, 0]), rows) == pytest.approx(0.0)
+    assert bench.neighbour_modularity(np.array([0, 1, 0, 1]), rows) == pytest.approx(-0.5)
+
+
+def test_model_selection_quick_criteria_write_every_criterion(bench, tmp_path):
+    output = tmp_path / "criteria.md"
+    arguments = ["--clusterer", "--criteria", "--quick", "--no-score", "--seeds", "0"]
+    runs = bench.main([*arguments, "--n-clusters", "2", "3", "--output", str(output)])
+    assert [row["n_clusters"] for row in runs[0]] == [2, 3]
+    text = output.read_text()
+    for name, _ in bench.CRITERIA.values():
+        if name != "held-out log-likelihood (score)":
+            assert name in text
+    data = json.loads(output.with_suffix(".json").read_text())
+    assert all(-1 <= row["stability"] <= 1 for row in data["runs"]["0"])

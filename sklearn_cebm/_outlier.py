@@ -14,7 +14,7 @@ from ._core.biases import SphericalGaussianBias
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 from ._out_of_range import distance_outside_range, score_outside_range
-from ._typicality import TypicalityTest, statistics_matrix
+from ._typicality import TypicalityTest, input_complexity, statistics_matrix
 
 __all__ = ["CEBMOutlierDetector"]
 
@@ -454,8 +454,11 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         """:func:`~sklearn_cebm._typicality.statistics_matrix` of X and its codes."""
         codes, posterior_std = self._inference(self._module().posterior_mean_std, X)
         log_density = super().score_samples(X)
+        complexity = None
+        if self.image_shape is not None:
+            complexity = input_complexity(self._validate_input(X, reset=False), self.image_shape)
         statistics = statistics_matrix(
-            log_density, self.score_gradient_norm(X), codes, posterior_std
+            log_density, self.score_gradient_norm(X), codes, posterior_std, complexity
         )
         return statistics, codes.astype(np.float64)
 

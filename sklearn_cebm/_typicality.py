@@ -7,8 +7,11 @@ input's statistics under the model -- its log-density, the norm of that density'
 gradient, its posterior's location and spread -- look like those of held-out data from
 the training distribution: a second, low-dimensional density model fitted on those
 statistics scores each input, so that an unusually *high* likelihood is as atypical as an
-unusually low one. A second test asks whether the input's code lies where the training
-data's codes lie (a density of the aggregate posterior). :class:`TypicalityTest` combines
+unusually low one. For images, the input's own complexity (Serra et al., 2020) is one
+more statistic, so that an input simpler than the data (a constant or a smooth image,
+which a likelihood model favours) is atypical as much as one more complex (noise). A
+second test asks whether the input's code lies where the training data's codes lie (a
+density of the aggregate posterior). :class:`TypicalityTest` combines
 the two; :class:`StatisticsTypicality` offers them for every estimator.
 """
 
@@ -29,6 +32,7 @@ __all__ = [
     "TypicalityTest",
     "fit_code_density",
     "fit_statistics_density",
+    "input_complexity",
     "model_statistics",
     "statistics_matrix",
 ]
@@ -45,6 +49,8 @@ _MAX_CODE_ROWS = 20000
 # A norm of zero (an all-zero code) has no logarithm; a floor far below any norm a network
 # computes in float32 keeps it finite and last.
 _NORM_FLOOR = 1e-30
+# input_complexity works through this many images at a time, to bound its temporaries.
+_COMPLEXITY_BLOCK_ROWS = 1024
 
 
 def _returns_posterior_std(estimator):
@@ -58,7 +64,54 @@ def _log_norms(vectors):
     return np.log(np.maximum(norms, _NORM_FLOOR))
 
 
-def statistics_matrix(log_density, gradient_norm, codes, posterior_std=None):
+def input_complexity(X, image_shape):
+    """``log`` of each image's mean absolute difference between neighbouring pixels.
+
+    A measure of the input's own complexity, as the compressed length is for Serra et al.
+    (2020): a likelihood model ranks inputs by it as much as by their kind, so that
+    simple inputs (constant or smooth images) get a high likelihood whatever they show.
+    As a statistic of the typicality test it makes an input too simple as atypical as one
+    too complex (noise). It is the mean over the channels and both directions of
+    ``|x[h + 1, w] - x[h, w]|`` and ``|x[h, w + 1] - x[h, w]|``, in X's units (the
+    typicality densities standardise their columns, so the units do not matter); a
+    constant image has none, and its logarithm is floored so that it stays finite and
+    last.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Images, each flattened from ``image_shape``.
+    image_shape : tuple of int
+        ``(channels, height, width)``; ``channels * height * width == n_features``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        float64.
+
+    Raises
+    ------
+    ValueError
+        If ``image_shape`` does not hold ``n_features`` pixels.
+    """
+    X = np.asarray(X)
+    channels, height, width = image_shape
+    if channels * height * width != X.shape[1]:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} holds {channels * height * width} pixels; "
+            f"X has {X.shape[1]} features."
+        )
+    complexity = np.empty(len(X))
+    for start in range(0, len(X), _COMPLEXITY_BLOCK_ROWS):
+        images = X[start : start + _COMPLEXITY_BLOCK_ROWS].reshape(-1, channels, height, width)
+        images = images.astype(np.float64, copy=False)
+        vertical = np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3)) if height > 1 else 0.0
+        horizontal = np.abs(np.diff(images, axis=3)).mean(axis=(1, 2, 3)) if width > 1 else 0.0
+        complexity[start : start + len(images)] = vertical + horizontal
+    return np.log(np.maximum(complexity, _NORM_FLOOR))
+
+
+def statistics_matrix(log_density, gradient_norm, codes, posterior_std=None, complexity=None):
     """Columns of the statistics that :class:`StatisticsTypicality` scores.
 
     Parameters
@@ -71,11 +124,14 @@ def statistics_matrix(log_density, gradient_norm, codes, posterior_std=None):
         The posterior mean of z (``transform``'s features where there is no posterior).
     posterior_std : ndarray of shape (n_samples, n_components), default=None
         The posterior standard deviations, where there is a Gaussian posterior.
+    complexity : ndarray of shape (n_samples,), default=None
+        :func:`input_complexity` of the inputs, for images.
 
     Returns
     -------
-    ndarray of shape (n_samples, 3), or (n_samples, 4) with ``posterior_std``
-        ``log p``, ``log ||grad||``, ``log ||codes||`` and the mean ``log std``; float64.
+    ndarray of shape (n_samples, 3 to 5)
+        ``log p``, ``log ||grad||``, ``log ||codes||``, then the mean ``log std`` with
+        ``posterior_std`` and the complexity with ``complexity``; float64.
     """
     columns = [
         np.asarray(log_density, dtype=np.float64),
@@ -85,6 +141,8 @@ def statistics_matrix(log_density, gradient_norm, codes, posterior_std=None):
     if posterior_std is not None:
         log_std = np.log(np.maximum(np.asarray(posterior_std, dtype=np.float64), _NORM_FLOOR))
         columns.append(log_std.mean(axis=1))
+    if complexity is not None:
+        columns.append(np.asarray(complexity, dtype=np.float64))
     return np.column_stack(columns)
 
 
@@ -97,7 +155,8 @@ def model_statistics(estimator, X):
     2. ``log ||d log p(x) / dx||``, from ``score_gradient_norm`` (Grathwohl et al., 2019);
     3. with a Gaussian posterior (``transform(X, return_std=True)``): the log norm of its
        mean, and 4. the mean log standard deviation, how certain the encoder is; without
-       one (:class:`~sklearn_cebm.IGEBMEncoder`): the log norm of ``transform(X)``.
+       one (:class:`~sklearn_cebm.IGEBMEncoder`): the log norm of ``transform(X)``;
+    5. for an estimator of images (its ``image_shape`` set): :func:`input_complexity`.
 
     Parameters
     ----------
@@ -109,7 +168,7 @@ def model_statistics(estimator, X):
 
     Returns
     -------
-    statistics : ndarray of shape (n_samples, 3) or (n_samples, 4)
+    statistics : ndarray of shape (n_samples, 3 to 5)
         float64.
     codes : ndarray of shape (n_samples, n_components)
         The posterior means (the features), float64: what :func:`fit_code_density` models.
@@ -118,8 +177,14 @@ def model_statistics(estimator, X):
         codes, posterior_std = estimator.transform(X, return_std=True)
     else:
         codes, posterior_std = estimator.transform(X), None
+    image_shape = getattr(estimator, "image_shape", None)
+    complexity = None if image_shape is None else input_complexity(X, image_shape)
     statistics = statistics_matrix(
-        estimator.score_samples(X), estimator.score_gradient_norm(X), codes, posterior_std
+        estimator.score_samples(X),
+        estimator.score_gradient_norm(X),
+        codes,
+        posterior_std,
+        complexity,
     )
     return statistics, np.asarray(codes, dtype=np.float64)
 
@@ -228,6 +293,15 @@ class TypicalityTest:
 
     def score(self, statistics, codes):
         """The typicality of each row: the lower of its two standardised log-densities."""
+        fitted_on = self.statistics_density[0].n_features_in_
+        if statistics.shape[1] != fitted_on:
+            # A test fitted before images had the complexity statistic (sklearn-cebm 0.x
+            # files) cannot score the statistics computed now.
+            raise ValueError(
+                f"This typicality test was fitted on {fitted_on} statistics per input and "
+                f"got {statistics.shape[1]}: it was fitted by another version of "
+                "sklearn-cebm. Fit the estimator again."
+            )
         by_statistics = self.statistics_density.score_samples(statistics)
         by_codes = self.code_density.score_samples(codes)
         return np.minimum(
@@ -245,8 +319,9 @@ class StatisticsTypicality(BaseEstimator):
 
     - Density of States Estimation (Morningstar et al., 2021): a Gaussian mixture (BIC-chosen,
       up to ``max_components``) on the vector of :func:`model_statistics` -- log-density,
-      log gradient norm, log norm of the posterior mean and mean log posterior standard
-      deviation -- of held-out data. An input of unusually *high* likelihood is then as
+      log gradient norm, log norm of the posterior mean, mean log posterior standard
+      deviation and, for images, the input's complexity (:func:`input_complexity`) -- of
+      held-out data. An input of unusually *high* likelihood is then as
       atypical as one of unusually low likelihood (Nalisnick et al., 2019).
     - The aggregate posterior: a Gaussian mixture on the posterior means of the training
       data (:func:`fit_code_density`).

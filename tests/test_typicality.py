@@ -12,6 +12,7 @@ from sklearn_cebm._typicality import (
     TypicalityTest,
     fit_code_density,
     fit_statistics_density,
+    input_complexity,
     model_statistics,
     statistics_matrix,
 )
@@ -50,6 +51,61 @@ def test_statistics_matrix_columns():
     assert statistics_matrix(np.zeros(2), np.ones(2), codes).shape == (2, 3)
 
 
+def test_statistics_matrix_appends_the_complexity_last():
+    codes = np.ones((2, 2))
+    statistics = statistics_matrix(
+        np.zeros(2), np.ones(2), codes, np.ones((2, 2)), complexity=np.array([0.5, -2.0])
+    )
+    assert statistics.shape == (2, 5)
+    np.testing.assert_array_equal(statistics[:, 4], [0.5, -2.0])
+    assert statistics_matrix(np.zeros(2), np.ones(2), codes, complexity=np.zeros(2)).shape == (
+        2,
+        4,
+    )
+
+
+def test_input_complexity_is_the_log_mean_difference_of_neighbouring_pixels():
+    # A 2x3 image with rows (0, 1, 3) and (2, 2, 2): vertical differences 2, 1, 1 (mean
+    # 4/3), horizontal 1, 2, 0, 0 (mean 3/4).
+    image = np.array([[0.0, 1.0, 3.0, 2.0, 2.0, 2.0]])
+    np.testing.assert_allclose(input_complexity(image, (1, 2, 3)), np.log(4 / 3 + 3 / 4))
+    # Channels are averaged, not mixed: the second channel's jump to the first is no
+    # neighbour. A constant channel halves the first's complexity.
+    two_channels = np.hstack([image, np.full((1, 6), 7.0)])
+    np.testing.assert_allclose(
+        input_complexity(two_channels, (2, 2, 3)), np.log((4 / 3 + 3 / 4) / 2)
+    )
+    # Scale-equivariant: scaling the pixels shifts the statistic by the log of the scale.
+    np.testing.assert_allclose(
+        input_complexity(10 * image, (1, 2, 3)), np.log(10) + np.log(4 / 3 + 3 / 4)
+    )
+
+
+def test_input_complexity_of_a_constant_image_is_finite_and_below_any_other():
+    rng = np.random.default_rng(0)
+    images = np.vstack([np.full((1, 16), 0.3), rng.uniform(size=(300, 16))])
+    complexity = input_complexity(images, (1, 4, 4))
+    assert np.all(np.isfinite(complexity))
+    assert complexity[0] < -60 and complexity[0] < complexity[1:].min() - 50
+    # Rows beyond one block are computed as the rows within it.
+    many = np.repeat(images[1:2], 3000, axis=0)
+    np.testing.assert_allclose(input_complexity(many, (1, 4, 4)), complexity[1])
+
+
+def test_input_complexity_rejects_a_shape_of_other_size():
+    with pytest.raises(ValueError, match=r"image_shape=\(1, 3, 3\) holds 9 pixels; X has 16"):
+        input_complexity(np.zeros((2, 16)), (1, 3, 3))
+
+
+def test_typicality_test_rejects_statistics_it_was_not_fitted_on():
+    rng = np.random.default_rng(0)
+    test = TypicalityTest(
+        rng.normal(size=(200, 3)), rng.normal(size=(200, 2)), rng.normal(size=(200, 2)), 0
+    )
+    with pytest.raises(ValueError, match="fitted on 3 statistics per input and got 4"):
+        test.score(rng.normal(size=(5, 4)), rng.normal(size=(5, 2)))
+
+
 def test_one_component_density_is_the_gaussian_of_the_standardised_statistics():
     rng = np.random.default_rng(0)
     statistics = rng.normal(size=(400, 3)) @ np.array([[2.0, 0, 0], [1, 1, 0], [0, 0, 0.1]])
@@ -86,6 +142,33 @@ def test_typicality_flags_the_likeliest_inputs_that_likelihood_prefers():
     test = typicality.test_
     codes_only = test.code_density.score_samples(X_out).min()
     assert codes_only > np.median(test.code_density.score_samples(X_in))
+
+
+class StandardGaussianImageModel(StandardGaussianModel):
+    """The same density over 4x4 images (``image_shape`` set), as the package's image
+    estimators declare them."""
+
+    image_shape = (1, 4, 4)
+
+
+def test_typicality_of_images_flags_inputs_simpler_than_the_data():
+    # Images of random +-a pixels against constant images of +-a, a drawn alike for both:
+    # under N(0, I) they have norms of one distribution, so the same log-density, gradient
+    # norm and code norm, and their codes (x itself) are scaled vertices of the same
+    # hypercube. Only the images' own complexity tells them apart: the statistics of an
+    # image model include it, those of a table do not.
+    rng = np.random.default_rng(0)
+
+    def scaled(signs):
+        return rng.uniform(0.5, 1.5, size=(len(signs), 1)) * signs
+
+    X_reference, X_in = (scaled(rng.choice([-1.0, 1.0], size=(800, 16))) for _ in range(2))
+    X_out = scaled(np.repeat(rng.choice([-1.0, 1.0], size=(800, 1)), 16, axis=1))
+    as_images = StatisticsTypicality(StandardGaussianImageModel().fit(X_reference), random_state=0)
+    as_table = StatisticsTypicality(StandardGaussianModel().fit(X_reference), random_state=0)
+    assert as_images.fit(X_reference).test_.statistics_density[0].n_features_in_ == 5
+    assert ood_auroc(as_images, X_in, X_out) == 1.0
+    assert ood_auroc(as_table.fit(X_reference), X_in, X_out) < 0.8
 
 
 def test_typicality_is_the_lower_of_two_robustly_standardised_densities():

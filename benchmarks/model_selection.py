@@ -48,12 +48,15 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import normalized_mutual_info_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
-from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, VAEEncoder
-from sklearn_cebm.evaluation import clustering_stability, gaussian_mixture_log_density
+from sklearn_cebm.evaluation import (
+    clustering_stability,
+    gaussian_mixture_log_density,
+    neighbour_modularity,
+)
 
 # The smallest magnitude the CEBM adds to its second statistic (exponential_family.py).
 MIN_NEGATIVE_MAGNITUDE = 1e-6
@@ -400,35 +403,14 @@ def criteria_data(name):
     return X, y
 
 
-def neighbour_graph(X, n_neighbors=20):
-    """Rows of each row's ``n_neighbors`` nearest others, on X scaled to [-1, 1] per feature
-    as the clusterer scales it, shape (n, n_neighbors)."""
-    X_unit = MinMaxScaler(feature_range=(-1, 1)).fit_transform(X)
-    return NearestNeighbors(n_neighbors=n_neighbors).fit(X_unit).kneighbors(return_distance=False)
-
-
-def neighbour_modularity(labels, rows):
-    """Newman's modularity of ``labels`` on the directed nearest-neighbour graph ``rows``.
-
-    The share of edges inside clusters less its expectation when the edges keep each
-    node's out- and in-degree and join clusters at random (Newman & Girvan 2004; Leicht &
-    Newman 2008 for directed graphs): ``sum_c e_cc - out_c in_c``.
-    """
-    inside = float(np.mean(labels[rows] == labels[:, None]))
-    clusters = np.unique(labels)
-    out_share = np.array([np.mean(labels == c) for c in clusters])
-    in_share = np.array([np.mean(labels[rows] == c) for c in clusters])
-    return inside - float(out_share @ in_share)
-
-
-def fit_criteria(fit, X_held_out, y_all, X_all, rows_held_out, with_score):
+def fit_criteria(fit, X_held_out, y_all, X_all, with_score):
     """Criteria of one fit of the clusterer, on the half it was not fitted on."""
     labels = fit.predict(X_held_out)
     codes = fit.transform(X_held_out)
     criteria = {
         "nmi": float(normalized_mutual_info_score(y_all, fit.predict(X_all))),
         "clusters_used": len(np.unique(fit.labels_)),
-        "modularity": neighbour_modularity(labels, rows_held_out),
+        "modularity": neighbour_modularity(X_held_out, labels),
         "silhouette": float(silhouette_score(codes, labels)) if len(np.unique(labels)) > 1 else 0.0,
         "code_log_density": float(
             np.mean(
@@ -462,7 +444,6 @@ def criteria_for_seed(X, y, base, n_clusters, seed, with_score):
         return_estimators=True,
     )
     ((half_a, half_b),) = result["halves"]
-    rows = {"a": neighbour_graph(X[half_a]), "b": neighbour_graph(X[half_b])}
     # The likelihood stage on its own: the clusterer's codes before any clustering.
     encoder_params = CEBMEncoder().get_params()
     encoder_base = {k: v for k, v in base.items() if k in encoder_params and k != "random_state"}
@@ -476,8 +457,8 @@ def criteria_for_seed(X, y, base, n_clusters, seed, with_score):
     per_value = []
     for index, value in enumerate(n_clusters):
         ((fit_a, fit_b),) = result["estimators"][index]
-        on_b = fit_criteria(fit_a, X[half_b], y, X, rows["b"], with_score)
-        on_a = fit_criteria(fit_b, X[half_a], y, X, rows["a"], False)
+        on_b = fit_criteria(fit_a, X[half_b], y, X, with_score)
+        on_a = fit_criteria(fit_b, X[half_a], y, X, False)
         row = {
             "n_clusters": int(value),
             "stability": float(result["stability"][index, 0]),

@@ -68,14 +68,6 @@ def test_model_selection_quick_mode_writes_every_part(bench, tmp_path):
     assert all(np.isfinite(row["score"]) for row in data["ranking"])
 
 
-def test_model_selection_neighbour_modularity_of_two_separate_groups(bench):
-    # Each of 4 rows points at the other row of its pair: the pairs are two components.
-    rows = np.array([[1], [0], [3], [2]])
-    assert bench.neighbour_modularity(np.array([0, 0, 1, 1]), rows) == pytest.approx(0.5)
-    assert bench.neighbour_modularity(np.array([0, 0, 0, 0]), rows) == pytest.approx(0.0)
-    assert bench.neighbour_modularity(np.array([0, 1, 0, 1]), rows) == pytest.approx(-0.5)
-
-
 def test_model_selection_quick_criteria_write_every_criterion(bench, tmp_path):
     output = tmp_path / "criteria.md"
     arguments = ["--clusterer", "--criteria", "--quick", "--no-score", "--seeds", "0"]

@@ -18,6 +18,7 @@ from sklearn_cebm.evaluation import (
     clustering_stability,
     gaussian_mixture_log_density,
     nearest_neighbour_agreement,
+    neighbour_modularity,
     ood_auroc,
 )
 
@@ -393,3 +394,51 @@ def test_clustering_stability_rejects_bad_requests(estimator, kwargs, n_rows, er
     X = np.random.default_rng(0).normal(size=(n_rows, 2))
     with pytest.raises(error, match=match):
         clustering_stability(estimator, X, **{"param_range": [2], **kwargs})
+
+
+# ----------------------------------------------------------------- neighbour_modularity
+def test_neighbour_modularity_of_the_blobs_is_highest_for_their_own_labels(blobs):
+    X, labels = blobs
+    own = neighbour_modularity(X, labels, n_neighbors=5)
+    # A cut of one blob, and a merge of two: both follow the graph less.
+    split = np.where((labels == 0) & (X[:, 2] > np.median(X[labels == 0, 2])), 3, labels)
+    merged = np.minimum(labels, 1)
+    assert own > 0.6
+    assert neighbour_modularity(X, split, n_neighbors=5) < own
+    assert neighbour_modularity(X, merged, n_neighbors=5) < own
+    assert neighbour_modularity(X, np.zeros_like(labels)) == pytest.approx(0.0)
+
+
+def test_neighbour_modularity_of_random_labels_is_near_zero(blobs):
+    X, _ = blobs
+    # Seed 1: the fixture's labels come from seed 0's first draws.
+    labels = np.random.default_rng(1).integers(0, 4, len(X))
+    assert abs(neighbour_modularity(X, labels)) < 0.05
+
+
+def test_neighbour_modularity_scales_features_by_their_range_unless_told_not_to():
+    # Feature 0 spans 1, feature 1 spans 100: unscaled, only feature 1 decides the
+    # neighbours; scaled to equal ranges, both do.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 1, 200), rng.uniform(0, 100, 200)])
+    by_feature_0 = (X[:, 0] > 0.5).astype(int)
+    scaled = neighbour_modularity(X, by_feature_0, n_neighbors=5)
+    unscaled = neighbour_modularity(X, by_feature_0, n_neighbors=5, scale=False)
+    assert scaled > 0.2 > abs(unscaled)
+    X_scaled = 2 * (X - X.min(axis=0)) / np.ptp(X, axis=0) - 1
+    assert neighbour_modularity(X_scaled, by_feature_0, n_neighbors=5, scale=False) == (
+        pytest.approx(scaled)
+    )
+
+
+@pytest.mark.parametrize(
+    "X, labels, n_neighbors, match",
+    [
+        ([[0.0]], [0], 20, "at least 2 samples"),
+        ([[0.0], [1.0]], [0, 1, 1], 20, "inconsistent numbers of samples"),
+        ([[0.0], [1.0]], [0, 1], 0, "n_neighbors"),
+    ],
+)
+def test_neighbour_modularity_rejects_bad_input(X, labels, n_neighbors, match):
+    with pytest.raises(ValueError, match=match):
+        neighbour_modularity(X, labels, n_neighbors=n_neighbors)

@@ -44,6 +44,7 @@ from _common import (
     training_iterations,
     write_lines,
 )
+from clustering import parse_setting
 
 from sklearn_cebm import (
     CEBMEncoder,
@@ -75,8 +76,9 @@ DEFAULT_BUDGETS = {
 VAE_TRAINING_IMAGES = 3000
 
 
-def build_model(name, callbacks, seed):
-    """The estimator ``name`` at its defaults for images, with ``callbacks``."""
+def build_model(name, callbacks, seed, settings=()):
+    """The estimator ``name`` at its defaults for images, with ``callbacks``, then the
+    ``(parameter, value)`` pairs of ``settings``."""
     common = dict(
         image_shape=IMAGE_SHAPE,
         max_iter=10_000,  # the wall-clock budget stops training
@@ -87,14 +89,16 @@ def build_model(name, callbacks, seed):
     if name in ("CEBM", "CEBM-no-footwear"):
         # CEBMOutlierDetector's chain start (uniform noise), so that the typicality score
         # below is the detector's default score on the detector's network.
-        return CEBMEncoder(**common, chain_init="uniform")
-    if name == "GMM-CEBM":
-        return GMMCEBMClusterer(**common, n_clusters=10, init_params="random")
-    if name == "IGEBM":
-        return IGEBMEncoder(**common)
-    if name == "Detector":
-        return CEBMOutlierDetector(**common)
-    return VAEEncoder(**common)
+        model = CEBMEncoder(**common, chain_init="uniform")
+    elif name == "GMM-CEBM":
+        model = GMMCEBMClusterer(**common, n_clusters=10, init_params="random")
+    elif name == "IGEBM":
+        model = IGEBMEncoder(**common)
+    elif name == "Detector":
+        model = CEBMOutlierDetector(**common)
+    else:
+        model = VAEEncoder(**common)
+    return model.set_params(**dict(settings))
 
 
 def training_and_reference(seed=0):
@@ -139,11 +143,12 @@ def train_or_load(name, args, X_fit, y_fit):
     if name == "Detector":
         X_fit = load_fashion_mnist(subset="train", return_X_y=True)[0]
     budget = args.budget.get(name, DEFAULT_BUDGETS[name])
-    model = build_model(name, [TrainingClock(budget)], args.seed)
+    model = build_model(name, [TrainingClock(budget)], args.seed, args.set)
     started = time.perf_counter()
     model.fit(X_fit)
+    changed = "".join(f", {parameter}={value!r}" for parameter, value in args.set)
     note = (
-        f"{name}: {type(model).__name__}, {len(X_fit)} images, budget {budget} s, "
+        f"{name}: {type(model).__name__}{changed}, {len(X_fit)} images, budget {budget} s, "
         f"fit {time.perf_counter() - started:.0f} s, {training_iterations(model)} updates"
     )
     if args.save_models is not None:
@@ -201,6 +206,14 @@ def parse_args(argv):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--set",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of every model trained (repeatable), e.g. chain_init=gaussian",
+    )
     parser.add_argument("--save-models", type=Path, default=None)
     parser.add_argument("--load-models", type=Path, default=None)
     parser.add_argument(

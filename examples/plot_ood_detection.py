@@ -104,7 +104,7 @@ fig.tight_layout()
 # there (about 0.89) and as well on noise and constant images (1.00), though its two
 # densities are fitted on few rows here: 45 held-out digits and the codes of 405. At the
 # default threshold (1% of the training data flagged) the detector flags every noise
-# image, 97% of the constant ones and 3% of the digits 5 to 9: the threshold is set for
+# image, every constant one and 4% of the digits 5 to 9: the threshold is set for
 # few false alarms; ``contamination`` moves it.
 #
 # The gradient norm separates noise (AUROC 1.00) and constant images (about 0.96) too,

@@ -62,7 +62,9 @@ def nearest_neighbour_rows(X, n_neighbors):
 @fill_docstring(
     """
     n_clusters : int
-        Number of mixture components L.
+        Number of mixture components L. To choose it without labels, score held-out data
+        with :func:`~sklearn_cebm.evaluation.neighbour_modularity` (see the user guide's
+        "Choosing the number of clusters"); ``score``, a log-likelihood, does not.
     n_components : int
         Latent dimension K. (In scikit-learn's :class:`~sklearn.mixture.GaussianMixture`,
         ``n_components`` is the number of components; here that is ``n_clusters``.)
@@ -163,6 +165,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     CEBMEncoder : The same model with a single fixed N(0, 1) bias.
     sklearn.mixture.GaussianMixture : A mixture of Gaussians on the raw features.
     sklearn.cluster.KMeans : Hard clustering on the raw features.
+    sklearn_cebm.evaluation.neighbour_modularity : A criterion for ``n_clusters``.
 
     Notes
     -----

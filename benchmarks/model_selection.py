@@ -41,7 +41,14 @@ import time
 
 import numpy as np
 import torch
-from _common import digits_halves, machine_header, machine_info, markdown_row, write_lines
+from _common import (
+    digits_halves,
+    fashion_mnist_subset,
+    machine_header,
+    machine_info,
+    markdown_row,
+    write_lines,
+)
 from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
@@ -396,7 +403,11 @@ def clusterer_report(search, held_out, args):
 
 # ----------------------------------------------------------------- part 5
 def criteria_data(name):
-    """``X, y`` of part 5: the digits, or its classes 0-4 (``'digits0-4'``, 5 clusters)."""
+    """``X, y`` of part 5: the digits, its classes 0-4 (``'digits0-4'``, 5 clusters), or
+    2,000 Fashion-MNIST training images drawn at random (``'fashion-mnist-2000'``)."""
+    if name == "fashion-mnist-2000":
+        X, y = fashion_mnist_subset("train", 2000, np.random.default_rng(0))
+        return X.astype(np.float64), y
     X, y = load_digits(return_X_y=True)
     if name == "digits0-4":
         X, y = X[y < 5], y[y < 5]
@@ -579,7 +590,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--criteria", action="store_true", help="with --clusterer: part 5, criteria for n_clusters"
     )
-    parser.add_argument("--data", default="digits", choices=["digits", "digits0-4"])
+    parser.add_argument(
+        "--data", default="digits", choices=["digits", "digits0-4", "fashion-mnist-2000"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument(
         "--n-clusters", type=int, nargs="+", default=list(range(4, 17)), help="values compared"

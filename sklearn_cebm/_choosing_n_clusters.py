@@ -190,7 +190,7 @@ def neighbour_modularity(X, labels, *, n_neighbors=20, scale=True):
     it (its share of the rows) and ``b_c`` the share that end in it. The first term is
     the clusterer's ``neighbour_agreement_``, which one cluster maximises; the second is
     what clusters of the same sizes would get by chance, which one cluster makes 1. So
-    ``Q`` is 0 for one cluster and for clusters unrelated to the graph, and grows as the
+    ``Q`` is 0 for one cluster, about 0 for clusters unrelated to the graph, and grows as the
     clusters follow its well-connected parts, whatever their number: computed on data
     held out from the fit, it compares numbers of clusters. For
     :class:`~sklearn_cebm.GMMCEBMClusterer` (one run per fit, two random splits into

@@ -87,9 +87,8 @@ def build_model(name, callbacks, seed, settings=()):
         callbacks=callbacks,
     )
     if name in ("CEBM", "CEBM-no-footwear"):
-        # CEBMOutlierDetector's chain start (uniform noise), so that the typicality score
-        # below is the detector's default score on the detector's network.
-        model = CEBMEncoder(**common, chain_init="uniform")
+        # The network CEBMOutlierDetector trains (its chain start is CEBMEncoder's).
+        model = CEBMEncoder(**common)
     elif name == "GMM-CEBM":
         model = GMMCEBMClusterer(**common, n_clusters=10, init_params="random")
     elif name == "IGEBM":

@@ -367,6 +367,10 @@ class StatisticsTypicality(BaseEstimator):
     E. Nalisnick, A. Matsukawa, Y. W. Teh, D. Gorur, B. Lakshminarayanan. Do Deep
     Generative Models Know What They Don't Know? ICLR 2019.
 
+    J. Serra, D. Alvarez, V. Gomez, O. Slizovskaia, J. F. Nunez, J. Luque. Input
+    Complexity and Out-of-distribution Detection with Likelihood-based Generative
+    Models. ICLR 2020.
+
     Examples
     --------
     >>> import numpy as np

@@ -548,6 +548,17 @@ def criteria_report(runs, args):
     return lines
 
 
+# --quick: a clusterer small enough for the smoke tests.
+QUICK_CLUSTERER = dict(
+    max_iter=1,
+    hidden_layer_sizes=(16,),
+    n_components=4,
+    clustering_updates=5,
+    batch_size=50,
+    buffer_size=100,
+)
+
+
 def main_criteria(args):
     X, y = criteria_data(args.data)
     base = dict(random_state=0, device="cpu", n_init=args.n_init)
@@ -555,15 +566,7 @@ def main_criteria(args):
     if args.quick:
         X, y = X[:200], y[:200]
         n_clusters = n_clusters[:3]
-        base = dict(
-            base,
-            max_iter=1,
-            hidden_layer_sizes=(16,),
-            n_components=4,
-            clustering_updates=5,
-            batch_size=50,
-            buffer_size=100,
-        )
+        base = dict(base, **QUICK_CLUSTERER)
     args.base_text = ", ".join(f"{k}={v!r}" for k, v in base.items() if k != "random_state")
     args.n_rows, args.n_classes = len(X), len(np.unique(y))
     runs = {}
@@ -668,16 +671,7 @@ def main_clusterer(args):
     if args.quick:
         X_train, X_test, y_test = X_train[:150], X_test[:60], y_test[:60]
         grid = {"n_clusters": [2, 3]}
-        base = dict(
-            base,
-            max_iter=1,
-            hidden_layer_sizes=(16,),
-            n_components=4,
-            clustering_updates=5,
-            n_init=1,
-            batch_size=50,
-            buffer_size=100,
-        )
+        base = dict(base, **QUICK_CLUSTERER, n_init=1)
     args.base_text = ", ".join(f"{k}={v!r}" for k, v in base.items())
     args.n_train, args.n_test, args.grid = len(X_train), len(X_test), grid
     args.cv = 2 if args.quick else 3

@@ -182,7 +182,9 @@ def test_cebmencoder_sample_matches_the_model_mean_and_covariance_in_2d():
 def _blob_detector_clusterer():
     """A GMMCEBMClusterer whose component l is one bump on blob l of three.
 
-    Fitted for one epoch on three blobs, then given weights by hand: latent dimension k
+    Fitted for one epoch of likelihood on three blobs, without a clustering stage, then
+    given weights by hand (which a clustering stage would only have overwritten, at 6,000
+    updates of cost with the defaults): latent dimension k
     detects blob k, ``t_1k = -1.4 g_k(z)`` with ``g_k`` a SiLU bowl of width 5 around the
     blob's centre and ``t_2k`` near 0; component l has mean ``2 e_l`` and std 0.1. So
     ``-E(x, l)`` is ``-2.8 g_l(z)`` give or take 2.5 nats over the box, and at each blob's
@@ -193,7 +195,13 @@ def _blob_detector_clusterer():
     X = centers[rng.integers(0, 3, 300)] + 0.5 * rng.standard_normal((300, 2))
     sizes = {"n_clusters": 3, "n_components": 3, "hidden_layer_sizes": (12,)}
     clusterer = GMMCEBMClusterer(
-        **sizes, batch_size=100, buffer_size=100, init_params="random", **BUILD_ONLY
+        **sizes,
+        batch_size=100,
+        buffer_size=100,
+        init_params="random",
+        clustering_updates=0,
+        n_init=1,
+        **BUILD_ONLY,
     ).fit(X)
     box_centers = (centers - clusterer.input_center_) / clusterer.input_scale_
     axes = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])

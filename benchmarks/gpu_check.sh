@@ -136,9 +136,11 @@ default::FutureWarning
 default::UserWarning:torch.*
 error:::sklearn_cebm.*
 error:::tests.*'
+# Without plugin autoload, pyproject's addopts (pytest-xdist's -n, --dist) are unknown
+# options: cleared here, -ra given instead.
 step "cuda tests" 200 "$OUT/pytest_cuda.log" \
     env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest tests/test_cuda.py -v -ra \
-    -p no:cacheprovider -o "filterwarnings=$FILTERS" --durations=15 \
+    -p no:cacheprovider -o addopts= -o "filterwarnings=$FILTERS" --durations=15 \
     --junitxml="$OUT/pytest_cuda.xml"
 
 # ---------------------------------------------------------------- throughput

@@ -1,11 +1,13 @@
 """Shared fixtures: tiny data and cheap estimator settings; the report's data header."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from threadpoolctl import threadpool_limits
 
 from sklearn_cebm._core import precision
 from sklearn_cebm.datasets import FASHION_MNIST_HOME
@@ -49,6 +51,27 @@ def pytest_report_header(config):
         f"Fashion-MNIST: NOT found in {FASHION_MNIST_HOME} (missing {', '.join(missing)}); "
         "the real-data tests are SKIPPED (apt-get install dataset-fashion-mnist)"
     )
+
+
+def pytest_configure(config):
+    """One thread per BLAS and OpenMP pool in each pytest-xdist worker.
+
+    The workers already fill the cores; numpy's BLAS and scikit-learn's OpenMP (k-means)
+    would otherwise start a thread per core in each. Kept for the worker's whole life;
+    torch's thread count is also set per test, by ``_single_thread_torch`` below.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        threadpool_limits(limits=1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the tests marked ``runs_first`` (minutes each) before the others.
+
+    Under pytest-xdist's ``worksteal`` distribution a worker starts them at once while the
+    other takes the rest, and the workers then share what is left: started last, the
+    docs build alone would end the run minutes after the other worker had finished.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -78,6 +78,7 @@ def test_docs_public_name_has_examples_section(name):
     )
 
 
+@pytest.mark.runs_first
 def test_docs_build_without_warnings(tmp_path):
     for package in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
         pytest.importorskip(package, reason='the docs extra: pip install -e ".[docs]"')

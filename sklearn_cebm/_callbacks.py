@@ -378,8 +378,14 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
     ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so seeds chosen
     among the codes of the training data, once the encoder has trained,
     give every component a share of the data. The component stds are then matched to the
-    codes nearest each mean (:meth:`GaussianMixtureBias.place_components`). It acts once
-    in a net's life: at the end of the net's epoch ``after_epoch``.
+    codes nearest each mean (:meth:`GaussianMixtureBias.place_components`), and the
+    components pulled towards their average until the training data's ``max_l p(l | x)``
+    averages ``1 / sqrt(L)``: halfway, in log-probability, between the uniform posterior
+    of equal components and a certain one
+    (:meth:`GaussianMixtureBias.pull_towards_centre`). As placed, the components win
+    their codes with posteriors of one to float precision, where the clustering
+    objective's gradients vanish or explode. It acts once in a net's
+    life: at the end of the net's epoch ``after_epoch``.
 
     Parameters
     ----------
@@ -390,6 +396,9 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
     after_epoch : int, default=1
         The epoch at whose end the means are placed.
     """
+
+    # Rows of the training data on which the average certainty of p(y | x) is measured.
+    CERTAINTY_ROWS = 4096
 
     def __init__(self, choose_seeds, after_epoch=1):
         super().__init__(after_epoch)
@@ -408,3 +417,13 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
         n_seeds = min(len(means), len(codes))
         means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)
         module.bias.place_components(means, codes, code_variances)
+        n_clusters = len(means)
+        # With fewer rows than components some stay where they were, unplaced: the pull
+        # would move those too.
+        if n_seeds == n_clusters > 1:
+            # Evenly spaced rows: enough to measure the average certainty, with no draw.
+            rows = np.unique(np.linspace(0, len(codes) - 1, self.CERTAINTY_ROWS).astype(int))
+            variances = code_variances[rows].to(module.bias.means.device, torch.float32)
+            # The statistics whose centres and variances these are (statistic_means_variances).
+            statistics = (codes[rows].to(variances) / variances, -0.5 / variances)
+            module.bias.pull_towards_centre(statistics, n_clusters**-0.5)

@@ -122,6 +122,40 @@ def test_mixture_means_seeding_places_the_means_on_the_first_epochs_codes_once()
     assert dict(net.callbacks_)["seeding"].training_data_ is None  # pickles without the data
 
 
+class _FarSeeds(_FixedSeeds):
+    """Three codes of the data, spread 100 times further from their average."""
+
+    def __call__(self, codes, n_seeds):
+        self.calls.append(codes)
+        chosen = codes[[0, len(codes) // 2, -1]]
+        return chosen.mean(axis=0) + 100.0 * (chosen - chosen.mean(axis=0))
+
+
+def test_mixture_means_seeding_pulls_certain_components_halfway_to_uncertain():
+    X = _blobs(24)
+    choose = _FarSeeds()
+    # One epoch: the model after fit is the model just after the seeding.
+    net = _mixture_net(24, 3, [("seeding", MixtureMeansSeeding(choose))], max_epochs=1)
+
+    net.fit(X, None)
+
+    seeds = torch.as_tensor(choose.calls[0][[0, len(X) // 2, -1]])
+    far = seeds.mean(dim=0) + 100.0 * (seeds - seeds.mean(dim=0))
+    bias = net.module_.bias
+    with torch.no_grad():
+        statistics = net.module_.sufficient_statistics(torch.as_tensor(X))
+        certainty = bias.responsibilities(statistics).max(dim=-1).values.mean()
+    # Halfway in log-probability between uniform (1/3) and certain (1), on the rows it
+    # measured (all 21).
+    assert certainty.item() == pytest.approx(3**-0.5, abs=1e-3)
+    # The means moved towards their average along the seeding's directions.
+    moved = bias.means.detach().double() - far.mean(dim=0)
+    placed = far - far.mean(dim=0)
+    factor = (moved * placed).sum() / placed.square().sum()
+    assert 0 < factor < 1
+    torch.testing.assert_close(moved, factor * placed, rtol=1e-4, atol=1e-4)
+
+
 def test_mixture_means_seeding_with_fewer_rows_than_clusters_seeds_as_many_as_rows():
     X = _blobs(22, n_samples=2)
     choose, before, after = _FixedSeeds(), _EpochEndRecorder(X), _EpochEndRecorder(X)

@@ -262,3 +262,46 @@ def test_gmm_split_component_leaves_a_component_with_too_few_codes():
     assert not bias.split_component(1, 0, _statistics_of_codes(codes, variances))
     torch.testing.assert_close(bias.means, before[0])
     torch.testing.assert_close(bias.log_stds, before[1])
+
+
+def test_gmm_pull_towards_centre_reaches_the_certainty_along_the_placement():
+    centres, codes, variances = _two_groups_of_codes()
+    bias = GaussianMixtureBias(2, 2)
+    bias.set_means(centres)
+    with torch.no_grad():
+        bias.log_stds.copy_(torch.tensor([[0.0, 0.5], [1.0, -0.5]]))
+    statistics = _statistics_of_codes(codes, variances)
+    placed_means, placed_log_stds = bias.means.clone(), bias.log_stds.clone()
+    # As placed, each group's component is certain of it.
+    assert bias.responsibilities(statistics).max(dim=-1).values.min() > 1 - 1e-6
+
+    factor = bias.pull_towards_centre(statistics, 0.75)
+
+    certainty = bias.responsibilities(statistics).max(dim=-1).values.mean()
+    assert certainty.item() == pytest.approx(0.75, abs=1e-4)
+    assert 0 < factor < 1
+    # Every component moved towards the average by the same factor, the average kept.
+    mean_centre = placed_means.mean(dim=0)
+    torch.testing.assert_close(bias.means, mean_centre + factor * (placed_means - mean_centre))
+    log_std_centre = placed_log_stds.mean(dim=0)
+    torch.testing.assert_close(
+        bias.log_stds, log_std_centre + factor * (placed_log_stds - log_std_centre)
+    )
+    # Still the same winners: the placement's directions are kept.
+    winners = bias.component_log_evidence(statistics).argmax(dim=-1).reshape(2, 500)
+    assert (winners[0] == 0).float().mean() > 0.95 and (winners[1] == 1).float().mean() > 0.95
+
+
+def test_gmm_pull_towards_centre_leaves_components_already_that_uncertain():
+    _, codes, variances = _two_groups_of_codes()
+    bias = GaussianMixtureBias(2, 2)
+    # Both components wide and near each other: p(y | x) is about one half everywhere.
+    bias.set_means([[15.0, 15.0], [15.1, 15.0]])
+    with torch.no_grad():
+        bias.log_stds.fill_(math.log(100.0))
+    before = bias.means.clone(), bias.log_stds.clone()
+
+    assert bias.pull_towards_centre(_statistics_of_codes(codes, variances), 0.75) == 1.0
+
+    torch.testing.assert_close(bias.means, before[0], rtol=0, atol=0)
+    torch.testing.assert_close(bias.log_stds, before[1], rtol=0, atol=0)

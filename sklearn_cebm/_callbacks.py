@@ -423,7 +423,4 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
         if n_seeds == n_clusters > 1:
             # Evenly spaced rows: enough to measure the average certainty, with no draw.
             rows = np.unique(np.linspace(0, len(codes) - 1, self.CERTAINTY_ROWS).astype(int))
-            variances = code_variances[rows].to(module.bias.means.device, torch.float32)
-            # The statistics whose centres and variances these are (statistic_means_variances).
-            statistics = (codes[rows].to(variances) / variances, -0.5 / variances)
-            module.bias.pull_towards_centre(statistics, n_clusters**-0.5)
+            module.bias.pull_towards_centre(codes[rows], code_variances[rows], n_clusters**-0.5)

@@ -232,25 +232,25 @@ class GaussianMixtureBias(MixtureParameters):
                 variance = (spread - code_variances[members].mean(dim=0)).clamp_min(floor)
                 self.log_stds[component] = 0.5 * variance.log()
 
-    def pull_towards_centre(self, statistics, mean_max_responsibility, bisections=40):
+    def pull_towards_centre(self, codes, code_variances, mean_max_responsibility, bisections=40):
         """Pull the components towards their average until ``p(y | x)`` is that uncertain.
 
         The means and the log-stds are each moved towards their average over the
         components by one factor ``a`` in ``[0, 1]``: ``mu_l <- mu + a (mu_l - mu)``, alike
         for ``log sigma_l``. At ``a = 0`` the components are equal and ``p(y | x)`` is
         uniform; at ``a = 1`` they stay where they are. ``a`` is found by bisection so
-        that the average over ``statistics`` of ``max_l p(l | x)`` is
-        ``mean_max_responsibility``; where even ``a = 1`` leaves it below that, nothing
-        moves. The placement's directions are kept, and only its scale shrinks: in many
-        latent dimensions components placed among the codes win their codes with
-        posteriors of one to float precision (on Fashion-MNIST the largest log-evidence
-        led the next by thousands of nats), where a clustering objective's gradients
-        vanish or explode.
+        that the average over the codes' samples of ``max_l p(l | x)`` is
+        ``mean_max_responsibility``; where it is already no higher, nothing moves. The
+        placement's directions are kept, and only its scale shrinks: in many latent
+        dimensions components placed among the codes win their codes with posteriors of
+        one to float precision (on Fashion-MNIST the largest log-evidence led the next by
+        thousands of nats), where a clustering objective's gradients vanish or explode.
 
         Parameters
         ----------
-        statistics : tuple of torch.Tensor
-            ``(t_1(x), t_2(x))`` of data, each of shape ``(n, K)``.
+        codes, code_variances : torch.Tensor of shape (n, K)
+            ``c(x)`` and ``s(x)**2`` of data (:meth:`statistic_means_variances`), as
+            :meth:`place_components` takes them.
         mean_max_responsibility : float
             Target for the average of ``max_l p(l | x)``, in ``(1 / L, 1)``.
         bisections : int, default=40
@@ -262,25 +262,34 @@ class GaussianMixtureBias(MixtureParameters):
             The factor ``a`` applied.
         """
         with torch.no_grad():
+            codes = codes.to(self.means.device, self.means.dtype)
+            code_variances = code_variances.to(self.means.device, self.means.dtype)
+            # The statistics whose factor has these centres and variances: the inverse of
+            # statistic_means_variances (mean_std_to_natural would square a square root).
+            statistics = (codes / code_variances, -0.5 / code_variances)
+
+            def certainty():
+                return self.responsibilities(statistics).max(dim=-1).values.mean().item()
+
+            if certainty() <= mean_max_responsibility:
+                return 1.0
             means, log_stds = self.means.detach().clone(), self.log_stds.detach().clone()
             mean_centre = means.mean(dim=0, keepdim=True)
             log_std_centre = log_stds.mean(dim=0, keepdim=True)
 
-            def certainty(factor):
+            def pull(factor):
                 self.means.copy_(mean_centre + factor * (means - mean_centre))
                 self.log_stds.copy_(log_std_centre + factor * (log_stds - log_std_centre))
-                return self.responsibilities(statistics).max(dim=-1).values.mean().item()
 
             low, high = 0.0, 1.0
-            if certainty(high) <= mean_max_responsibility:
-                return high
             for _ in range(bisections):
                 middle = 0.5 * (low + high)
-                if certainty(middle) < mean_max_responsibility:
+                pull(middle)
+                if certainty() < mean_max_responsibility:
                     low = middle
                 else:
                     high = middle
-            certainty(low)
+            pull(low)
             return low
 
     def split_component(self, source, target, statistics):

@@ -275,7 +275,7 @@ def test_gmm_pull_towards_centre_reaches_the_certainty_along_the_placement():
     # As placed, each group's component is certain of it.
     assert bias.responsibilities(statistics).max(dim=-1).values.min() > 1 - 1e-6
 
-    factor = bias.pull_towards_centre(statistics, 0.75)
+    factor = bias.pull_towards_centre(codes, variances, 0.75)
 
     certainty = bias.responsibilities(statistics).max(dim=-1).values.mean()
     assert certainty.item() == pytest.approx(0.75, abs=1e-4)
@@ -301,7 +301,7 @@ def test_gmm_pull_towards_centre_leaves_components_already_that_uncertain():
         bias.log_stds.fill_(math.log(100.0))
     before = bias.means.clone(), bias.log_stds.clone()
 
-    assert bias.pull_towards_centre(_statistics_of_codes(codes, variances), 0.75) == 1.0
+    assert bias.pull_towards_centre(codes, variances, 0.75) == 1.0
 
     torch.testing.assert_close(bias.means, before[0], rtol=0, atol=0)
     torch.testing.assert_close(bias.log_stds, before[1], rtol=0, atol=0)

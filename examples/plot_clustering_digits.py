@@ -114,7 +114,9 @@ fig.tight_layout()
 # trained by the likelihood spread along directions that are not the digits. The
 # clustering stage lifts the same model to NMI 0.86, ARI 0.83, with all ten clusters used
 # and 93% of the pairs of nearest neighbours in one cluster. That is one seed; a single
-# run varies (NMI 0.69 to 0.88 in nine runs of a development script), which is why
+# run varies (NMI 0.69 to 0.88 in nine runs of a development script, before the
+# clustering stage started from uncertain components; 0.79 to 0.86 in three since), which
+# is why
 # ``fit`` clusters one likelihood stage ``n_init=3`` times and keeps the run that agrees
 # most with the neighbours.
 # ``benchmarks/results/clustering.md`` has the defaults over three seeds beside k-means,

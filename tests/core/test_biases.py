@@ -143,6 +143,39 @@ def test_gmm_evidence_equals_difference_of_log_normalisers():
     torch.testing.assert_close(bias.component_log_evidence(statistics), expected)
 
 
+def test_gmm_equal_components_energy_evaluated_once_has_the_mixtures_derivatives():
+    # Equal components take energy's one-evaluation path: its value, its gradients and the
+    # parameters' gradients of its input gradient (score matching's) must be the mixture's.
+    bias = _random_mixture(n_components=3, n_clusters=4, seed=16)
+    with torch.no_grad():
+        bias.means.copy_(bias.means[:1].expand_as(bias.means))
+        bias.log_stds.copy_(bias.log_stds[:1].expand_as(bias.log_stds))
+    assert bias.components_equal()
+    parameters = (bias.means, bias.log_stds, bias.weight_logits)
+
+    def derivatives(energy_of):
+        statistics = tuple(s.requires_grad_() for s in _random_statistics(6, 3, seed=18))
+        energy = energy_of(statistics)
+        gradients = torch.autograd.grad(energy.sum(), (*statistics, *parameters), create_graph=True)
+        score_norm = sum(gradient.square().sum() for gradient in gradients[:2])
+        return energy, gradients, torch.autograd.grad(score_norm, parameters, allow_unused=True)
+
+    def logsumexp_of_evidences(statistics):
+        return -torch.logsumexp(bias.component_log_evidence(statistics), dim=-1)
+
+    energy, gradients, second = derivatives(bias.energy)
+    expected, expected_gradients, expected_second = derivatives(logsumexp_of_evidences)
+    torch.testing.assert_close(energy, expected)
+    expected_all = (*expected_gradients, *expected_second)
+    for got, want in zip((*gradients, *second), expected_all, strict=True):
+        # allow_unused gives None for a derivative that is zero by construction.
+        zeros = torch.zeros_like(got if got is not None else want)
+        torch.testing.assert_close(zeros if got is None else got, zeros if want is None else want)
+    with torch.no_grad():
+        bias.means[2, 1] += 1e-12
+    assert not bias.components_equal()
+
+
 def test_gmm_float32_responsibilities_keep_their_digits_under_narrow_components():
     # With sigma = exp(-5), B(lambda + t) and B(lambda) are ~1e4 while the evidences of
     # the components differ by ~1: p(y | x) must still match float64.

@@ -110,13 +110,13 @@ fig.tight_layout()
 # What this shows
 # ---------------
 # On the likelihood's codes alone the mixture does worse than k-means on the pixels (in
-# one run of this example, one torch thread: NMI 0.46 against 0.74): the codes of a CEBM
+# one run of this example, one torch thread: NMI 0.48 against 0.74): the codes of a CEBM
 # trained by the likelihood spread along directions that are not the digits. The
-# clustering stage lifts the same model to NMI 0.86, ARI 0.83, with all ten clusters used
+# clustering stage lifts the same model to NMI 0.87, ARI 0.85, with all ten clusters used
 # and 93% of the pairs of nearest neighbours in one cluster. That is one seed; a single
 # run varies (NMI 0.69 to 0.88 in nine runs of a development script, before the
-# clustering stage started from uncertain components; 0.79 to 0.86 in three since), which
-# is why
+# clustering stage started from uncertain components; 0.83 to 0.87 over seeds 0-4 now,
+# ``benchmarks/results/clustering_digits_speedups.md``), which is why
 # ``fit`` clusters one likelihood stage ``n_init=3`` times and keeps the run that agrees
 # most with the neighbours.
 # ``benchmarks/results/clustering.md`` has the defaults over three seeds beside k-means,

@@ -383,6 +383,30 @@ def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
     assert not hasattr(clusterer, "_neighbours_found")
 
 
+@pytest.mark.parametrize(
+    ("n_samples", "batch_size", "updates"),
+    [(1797, 128, 2000), (60000, 128, 4690), (20000, 128, 2000), (25700, 128, 2010)],
+)
+def test_gmmcebmclusterer_auto_clustering_updates_are_2000_or_ten_epochs(
+    n_samples, batch_size, updates
+):
+    clusterer = GMMCEBMClusterer(clustering_updates="auto", batch_size=batch_size, max_iter=3)
+    assert clusterer._clustering_update_count(n_samples) == updates
+    batches_per_epoch = -(-n_samples // batch_size)
+    assert clusterer._full_fit_epochs(n_samples) == 3 + -(-updates // batches_per_epoch)
+    assert GMMCEBMClusterer().clustering_updates == "auto"
+
+
+def test_gmmcebmclusterer_relocates_in_the_first_half_of_its_stage(X):
+    # The net relocates empty clusters in the first half of the stage, whose length
+    # under 'auto' depends on the rows: 150 rows in batches of 32 make 2,000 updates.
+    clusterer = GMMCEBMClusterer(**{**SETTINGS, "clustering_updates": 6, "max_iter": 1}).fit(X)
+    assert clusterer.net_.relocation_updates == 3
+    clusterer.set_params(clustering_updates="auto")
+    clusterer._train(np.zeros((150, X.shape[1]), dtype=np.float32), epochs=0)
+    assert clusterer.net_.relocation_updates == 1000
+
+
 def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkeypatch):
     def last_far_from_the_codes(codes, n_seeds):
         seeds, _ = kmeans_plusplus(codes, n_seeds, random_state=0)

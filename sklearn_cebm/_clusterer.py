@@ -29,9 +29,8 @@ from ._scaling import to_unit_range
 __all__ = ["GMMCEBMClusterer"]
 
 
-# clustering_updates='auto': this many updates, or this many epochs where those are more.
+# clustering_updates='auto': this many updates, or n_neighbors epochs where those are more.
 _AUTO_CLUSTERING_UPDATES = 2000
-_AUTO_CLUSTERING_EPOCHS = 10
 
 # Nets pickled by earlier versions hold their seeding function under this name.
 _kmeans_plusplus_seeds = kmeans_plusplus_seeds
@@ -89,12 +88,13 @@ def nearest_neighbour_rows(X, n_neighbors):
     clustering_updates : int or 'auto'
         Adam updates of the clustering stage, which follows the ``max_iter`` epochs of
         likelihood training; rounded up to whole epochs. 'auto' makes 2,000 updates, or
-        10 epochs where those are more: on small data the stage costs the same whatever
-        the size (the digits' 2,000 updates are 134 epochs), and on large data each
-        sample still meets ten of its neighbours. On Fashion-MNIST's 60,000 images
-        2,000 updates (4.3 epochs) gave a mean test NMI of 0.581 over four runs from
-        one likelihood stage, 6,000 (12.8 epochs) 0.596 and 9,375 (20 epochs) 0.596
-        (``benchmarks/results/clustering_start_certainty.md``).
+        ``n_neighbors`` epochs where those are more: on small data the stage costs the
+        same whatever the size (the digits' 2,000 updates are 134 epochs), and on large
+        data each sample is still paired, in expectation, once with each of its
+        neighbours (each update draws one per sample). On Fashion-MNIST's 60,000 images
+        four runs from one likelihood stage reached a mean test NMI of 0.581 with 2,000
+        updates (4.3 epochs), 0.586 with 10 epochs, 0.596 with 6,000 updates and 0.596
+        with 20 epochs (``benchmarks/results/clustering_start_certainty.md``).
     clustering_learning_rate : float
         Adam's step size in the clustering stage.
     init_params : {'k-means++', 'k-means', 'random'}
@@ -368,7 +368,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         if self.clustering_updates != "auto":
             return self.clustering_updates
         batches_per_epoch = math.ceil(n_samples / self.batch_size)
-        return max(_AUTO_CLUSTERING_UPDATES, _AUTO_CLUSTERING_EPOCHS * batches_per_epoch)
+        return max(_AUTO_CLUSTERING_UPDATES, self.n_neighbors * batches_per_epoch)
 
     def _train(self, X_unit, epochs):
         # Empty clusters are relocated in the first half of the stage; the second half

@@ -384,13 +384,16 @@ def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("n_samples", "batch_size", "updates"),
-    [(1797, 128, 2000), (60000, 128, 4690), (20000, 128, 2000), (25700, 128, 2010)],
+    ("n_samples", "n_neighbors", "updates"),
+    [(1797, 20, 2000), (60000, 20, 9380), (60000, 10, 4690), (12800, 20, 2000), (12900, 20, 2020)],
 )
-def test_gmmcebmclusterer_auto_clustering_updates_are_2000_or_ten_epochs(
-    n_samples, batch_size, updates
+def test_gmmcebmclusterer_auto_clustering_updates_are_2000_or_n_neighbors_epochs(
+    n_samples, n_neighbors, updates
 ):
-    clusterer = GMMCEBMClusterer(clustering_updates="auto", batch_size=batch_size, max_iter=3)
+    batch_size = 128
+    clusterer = GMMCEBMClusterer(
+        clustering_updates="auto", n_neighbors=n_neighbors, batch_size=batch_size, max_iter=3
+    )
     assert clusterer._clustering_update_count(n_samples) == updates
     batches_per_epoch = -(-n_samples // batch_size)
     assert clusterer._full_fit_epochs(n_samples) == 3 + -(-updates // batches_per_epoch)

@@ -210,8 +210,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     0.58, 0.54, 0.61; 0.25: 0.60, 0.60, 0.61; ``1 / sqrt(10)``, about 0.32: 0.58, 0.59,
     0.62), and the fits of three seeds 0.607, 0.585 and 0.587 against 0.604, 0.626 and
     0.541 before: fewer failures, the same level (0.617, 0.588 and 0.578 since, the
-    same model up to float rounding, fitted faster; seeds 0 and 1 0.650 and 0.659 with
-    the clustering stage of ``n_neighbors`` epochs that ``clustering_updates='auto'``
+    same model up to float rounding, fitted faster; 0.650, 0.659 and 0.575 with the
+    clustering stage of ``n_neighbors`` epochs that ``clustering_updates='auto'``
     gives large data).
 
     **Relocation.** In the first half of the clustering stage, a component that no sample

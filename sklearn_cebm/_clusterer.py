@@ -369,8 +369,10 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         """Updates of the clustering stage on ``n_samples`` rows (``clustering_updates``)."""
         if self.clustering_updates != "auto":
             return self.clustering_updates
-        batches_per_epoch = math.ceil(n_samples / self.batch_size)
-        return max(_AUTO_CLUSTERING_UPDATES, self.n_neighbors * batches_per_epoch)
+        return max(_AUTO_CLUSTERING_UPDATES, self.n_neighbors * self._batches_per_epoch(n_samples))
+
+    def _batches_per_epoch(self, n_samples):
+        return math.ceil(n_samples / self.batch_size)
 
     def _train(self, X_unit, epochs):
         # Empty clusters are relocated in the first half of the stage; the second half
@@ -396,9 +398,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         return dict(likelihood_epochs=self.max_iter, clustering_lr=self.clustering_learning_rate)
 
     def _full_fit_epochs(self, n_samples):
-        batches_per_epoch = math.ceil(n_samples / self.batch_size)
         clustering_updates = self._clustering_update_count(n_samples)
-        return self.max_iter + math.ceil(clustering_updates / batches_per_epoch)
+        return self.max_iter + math.ceil(clustering_updates / self._batches_per_epoch(n_samples))
 
     def _training_targets(self, X_unit):
         # fit's runs share the neighbours it found once for their common training data.

@@ -387,6 +387,10 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     def _build_net(self, module, skorch_params, seed):
         """The initialised skorch net training ``module``, from the shared skorch settings."""
 
+    def _training_device(self):
+        """The device the module is built and trained on: ``device``, resolved."""
+        return _resolve_device(self.device)
+
     def _training_callbacks(self):
         """Callbacks of the subclass's own, run after the user's; none by default."""
         return []
@@ -515,7 +519,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         before training, so that a checkpoint written at an epoch's end holds them;
         :meth:`_fit`'s rollback removes them on failure.
         """
-        device = _resolve_device(self.device)
+        device = self._training_device()
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
         if input_range is None:
             low, high = fit_input_range(X, per_feature=self.image_shape is None)

@@ -2,6 +2,7 @@
 
 from ._base import PosteriorTransformerMixin
 from ._core.biases import SphericalGaussianBias
+from ._distributed import ACCELERATOR_DOC, DataParallelMixin
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 
@@ -17,8 +18,9 @@ __all__ = ["CEBMEncoder"]
         the 5-step default it keeps the energy gap near 0 where uniform starts let it run
         away, and gives better codes (``benchmarks/results/time_to_accuracy``).
     """
+    + ACCELERATOR_DOC
 )
-class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
+class CEBMEncoder(PosteriorTransformerMixin, DataParallelMixin, BaseCEBM):
     """Unsupervised representations from a conjugate energy-based model.
 
     A CEBM (Wu et al., 2021) pairs an encoder ``t_theta(x)`` of neural sufficient statistics
@@ -68,6 +70,12 @@ class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
     (200, 8)
     """
 
+    _parameter_constraints: dict = {
+        **BaseCEBM._parameter_constraints,
+        **DataParallelMixin._accelerator_constraints,
+    }
+    _continuable_params = BaseCEBM._continuable_params | {"accelerator"}
+
     def __init__(
         self,
         *,
@@ -89,6 +97,7 @@ class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
+        accelerator=None,
         precision="auto",
         callbacks=None,
         verbose=0,
@@ -113,6 +122,7 @@ class CEBMEncoder(PosteriorTransformerMixin, BaseCEBM):
         self.energy_l2 = energy_l2
         self.data_noise = data_noise
         self.device = device
+        self.accelerator = accelerator
         self.precision = precision
         self.callbacks = callbacks
         self.verbose = verbose

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNeuralEstimator, _resolve_device, _seed_from, check_count
+from ._base import BaseNeuralEstimator, _seed_from, check_count
 from ._core.ais import annealed_importance_sampling
 from ._core.box_densities import UniformBox
 from ._core.model import ConjugateEnergyModel
@@ -67,7 +67,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
 
     def _build_model(self, X_unit, generator):
         module = super()._build_model(X_unit, generator)
-        module.compute_dtype = compute_dtype_for(self.precision, _resolve_device(self.device))
+        module.compute_dtype = compute_dtype_for(self.precision, self._training_device())
         return module
 
     @property

@@ -2,6 +2,7 @@
 
 from ._base import CodesTransformerMixin
 from ._core.igebm import ScalarEnergyModel
+from ._distributed import ACCELERATOR_DOC, DataParallelMixin
 from ._docstrings import fill_docstring
 from ._energy_base import BaseEnergyEstimator
 
@@ -27,8 +28,9 @@ __all__ = ["IGEBMEncoder"]
         85%) and an energy that told uniform noise from digits far worse (AUROC 0.75
         against 1.00; ``benchmarks/results/chain_init_digits.md``).
     """
+    + ACCELERATOR_DOC
 )
-class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
+class IGEBMEncoder(CodesTransformerMixin, DataParallelMixin, BaseEnergyEstimator):
     """Features of the last hidden layer of an energy-based model with a scalar energy.
 
     The IGEBM baseline of the CEBM paper (Du & Mordatch, 2019): the CEBM's network and its
@@ -83,6 +85,12 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
     (200, 8)
     """
 
+    _parameter_constraints: dict = {
+        **BaseEnergyEstimator._parameter_constraints,
+        **DataParallelMixin._accelerator_constraints,
+    }
+    _continuable_params = BaseEnergyEstimator._continuable_params | {"accelerator"}
+
     def __init__(
         self,
         *,
@@ -104,6 +112,7 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
         energy_l2=5e-3,
         data_noise=0.03,
         device="auto",
+        accelerator=None,
         precision="auto",
         callbacks=None,
         verbose=0,
@@ -128,6 +137,7 @@ class IGEBMEncoder(CodesTransformerMixin, BaseEnergyEstimator):
         self.energy_l2 = energy_l2
         self.data_noise = data_noise
         self.device = device
+        self.accelerator = accelerator
         self.precision = precision
         self.callbacks = callbacks
         self.verbose = verbose

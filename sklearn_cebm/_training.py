@@ -476,6 +476,10 @@ class PCDNet(EnergyNet):
             raise RuntimeError("chain_init='gaussian' needs fit to see the data first.")
         return super().chain_init_distribution(sample_shape)
 
+    def sampling_module(self):
+        """The module the chains move on in training: ``module_``."""
+        return self.module_
+
     def sample_model(self, n_samples, sample_shape):
         """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
         generator = self.device_generator()
@@ -486,9 +490,10 @@ class PCDNet(EnergyNet):
             )
         buffer = self.replay_buffer_.to(self.device)
         indices, initial = buffer.draw(n_samples, generator)
-        with frozen_parameters(self.module_):
+        energy = self.sampling_module()
+        with frozen_parameters(energy):
             samples = langevin_dynamics(
-                self.module_,
+                energy,
                 initial,
                 n_steps=self.sgld_steps,
                 step_size=self.sgld_step_size,

@@ -15,14 +15,26 @@ Each is timed from its data on disk (the in-memory fit reads the whole file firs
 judged by the few-label accuracy of its codes and the AUROC of ``score_samples`` against
 uniform noise, on held-out images.
 
+``processes``: one CEBMEncoder (the MLP on 28x28 images, or ``--encoder cnn``) trained
+on the same images by two processes at once (``accelerate launch``, each process one
+torch thread and half of every global batch of 128) and by one process (one thread, then
+two threads, batch 128):
+the same updates, the same global batch. Each is timed around ``fit`` in the main
+process, after all processes have started, and judged as ``stream``'s are.
+
 Usage: ``python benchmarks/scaling.py search --output benchmarks/results/scaling_search.md``
 and ``python benchmarks/scaling.py stream --output benchmarks/results/scaling_stream.md``
-(a .json beside each). ``search`` and the dask row of ``stream`` need the ``scaling`` extra.
+and ``python benchmarks/scaling.py processes --output benchmarks/results/scaling_processes.md``
+(a .json beside each). ``search``, the dask row of ``stream`` and ``processes`` need the
+``scaling`` extra.
 """
 
 import argparse
 import json
 import logging
+import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -225,6 +237,116 @@ def run_stream(args):
     _write_report(lines, runs, args)
 
 
+def _processes_worker(args):
+    """One training run, in each process of a launch (or alone): writes the main
+    process's figures to ``args.report``."""
+    accelerator = None
+    if args.processes > 1:
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    source = "fashion-mnist" if fashion_mnist_available() else "synthetic"
+    X_train, y_train, X_test, y_test = load_images(
+        source, args.n_train, 2000, np.random.default_rng(args.seed)
+    )
+    X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    encoder = CEBMEncoder(
+        image_shape=(1, 28, 28),
+        encoder=args.encoder,
+        max_iter=args.epochs,
+        batch_size=args.global_batch // args.processes,
+        precision="float32",
+        random_state=args.seed,
+        accelerator=accelerator,
+    )
+    # torch's first calls in a process are slow: paid by a throwaway fit first.
+    CEBMEncoder(image_shape=(1, 28, 28), encoder="mlp", max_iter=1).fit(X_train[:256])
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    start = time.perf_counter()
+    encoder.fit(X_train)
+    seconds = time.perf_counter() - start
+    if accelerator is not None and not accelerator.is_main_process:
+        return
+    run = {
+        "processes": args.processes,
+        "threads_per_process": int(os.environ.get("OMP_NUM_THREADS", "0")),
+        "batch_size_per_process": encoder.batch_size,
+        "seconds": seconds,
+        "updates": int(sum(len(epoch["batches"]) for epoch in encoder.history_)),
+        "source": source,
+        **_judge(encoder, X_train, y_train, X_test, y_test, args.seed),
+    }
+    with open(args.report, "w") as file:
+        json.dump(run, file)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch(processes, threads, args, report):
+    """Run the worker in ``processes`` processes of ``threads`` torch threads each."""
+    worker = [
+        __file__,
+        "processes-worker",
+        f"--processes={processes}",
+        f"--n-train={args.n_train}",
+        f"--epochs={args.epochs}",
+        f"--global-batch={args.global_batch}",
+        f"--seed={args.seed}",
+        f"--encoder={args.encoder}",
+        f"--report={report}",
+    ]
+    if processes > 1:
+        # accelerate's torchrun launcher (--multi_gpu) starts CPU processes on gloo where
+        # there is no GPU; --cpu would start one process.
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+        launch += [f"--num_processes={processes}", "--num_machines=1"]
+        launch += ["--mixed_precision=no", "--dynamo_backend=no"]
+        command = [*launch, f"--main_process_port={_free_port()}", *worker]
+    else:
+        command = [sys.executable, *worker]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    subprocess.run(command, env=env, check=True)
+    with open(report) as file:
+        return json.load(file)
+
+
+def run_processes(args):
+    runs = []
+    with tempfile.TemporaryDirectory() as folder:
+        report = str(Path(folder) / "run.json")
+        for repeat in range(args.repeats):
+            setups = [(2, 1), (1, 1), (1, 2)]
+            for processes, threads in setups[:: (-1) ** repeat]:
+                runs.append(_launch(processes, threads, args, report))
+                print(runs[-1], flush=True)
+    lines = [
+        "# One model trained by two processes against one",
+        "",
+        f"Command: `{' '.join(sys.argv)}`",
+        "",
+        *machine_header(),
+        f"- data: {runs[0]['source']}, {args.n_train} training images, 2,000 held out;"
+        f" CEBMEncoder with encoder={args.encoder!r}, {args.epochs} epochs, global batch"
+        f" {args.global_batch}",
+        "",
+        "| processes x threads | batch per process | s | updates | accuracy, 10 labels / class "
+        "| all labels | AUROC vs noise |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        cells = [f"{run['processes']} x {run['threads_per_process']}"]
+        cells += [run["batch_size_per_process"], f"{run['seconds']:.1f}", run["updates"]]
+        cells += [f"{run[key]:.3f}" for key in ("accuracy_10_per_class", "accuracy_all_labels")]
+        lines.append(markdown_row([*cells, f"{run['auroc_vs_noise']:.3f}"]))
+    _write_report(lines, runs, args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -239,8 +361,22 @@ def main(argv=None):
     stream.add_argument("--seed", type=int, default=0)
     stream.add_argument("--repeats", type=int, default=2)
     stream.add_argument("--output", default=None, help="markdown report; a .json beside it")
+    processes = commands.add_parser("processes", help="two training processes against one")
+    worker = commands.add_parser("processes-worker", help="one run of 'processes'")
+    for command in (processes, worker):
+        command.add_argument("--n-train", type=int, default=10000)
+        command.add_argument("--epochs", type=int, default=3)
+        command.add_argument("--global-batch", type=int, default=128)
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--encoder", choices=["mlp", "cnn"], default="mlp")
+    processes.add_argument("--repeats", type=int, default=2)
+    processes.add_argument("--output", default=None, help="markdown report; a .json beside it")
+    worker.add_argument("--processes", type=int, required=True)
+    worker.add_argument("--report", required=True)
     args = parser.parse_args(argv)
-    {"search": run_search, "stream": run_stream}[args.command](args)
+    commands = {"search": run_search, "stream": run_stream, "processes": run_processes}
+    commands["processes-worker"] = _processes_worker
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ The estimators that take it mix :class:`DataParallelMixin` in; the training itse
 :func:`~sklearn_cebm._data_parallel.data_parallel`'s, on skorch's ``AccelerateMixin``.
 """
 
+import numpy as np
 import torch
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import _num_samples
 
 from ._checkpoint import EpochCheckpoint
 from ._data_parallel import check_accelerator, data_parallel
@@ -67,6 +70,21 @@ class DataParallelMixin:
         check_accelerator(self.accelerator)
         with data_parallel(self.net_, self.accelerator):
             super()._train(X_unit, epochs)
+
+    def _record_training_score_extremes(self, X):
+        """Each process scores its share of the rows, and the extremes are combined: the
+        pass over X after training is as parallel as training was."""
+        accelerator = self.accelerator
+        n_rows = _num_samples(X)
+        if accelerator is None or not 1 < accelerator.num_processes <= n_rows:
+            return super()._record_training_score_extremes(X)
+        rows = np.arange(accelerator.process_index, n_rows, accelerator.num_processes)
+        super()._record_training_score_extremes(_safe_indexing(X, rows))
+        local = [-self.lowest_training_score_, self.highest_training_gradient_norm_]
+        local = torch.tensor([local], dtype=torch.float64, device=accelerator.device)
+        highest = accelerator.gather(local).max(dim=0).values.tolist()
+        self.lowest_training_score_ = -highest[0]
+        self.highest_training_gradient_norm_ = highest[1]
 
     def __getstate__(self):
         # The accelerator belongs to the processes that trained, not to the model.

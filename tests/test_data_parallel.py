@@ -252,6 +252,10 @@ def test_two_processes_train_one_model_that_loads_in_a_plain_process(tmp_path):
     X, y = X[:600], y[:600]
     codes = encoder.transform(X)
     assert np.isfinite(codes).all()
+    # The references of the out-of-range rule, each process scoring half of X, are X's.
+    lowest, highest = encoder.lowest_training_score_, encoder.highest_training_gradient_norm_
+    assert lowest == pytest.approx(encoder.score_samples(X).min(), rel=1e-5)
+    assert highest == pytest.approx(encoder.score_gradient_norm(X).max(), rel=1e-5)
     # As good as one process with the same global batch (32) and so the same updates.
     one = CEBMEncoder(**dict(_SETTINGS, batch_size=32)).fit(X)
     two_accuracy, one_accuracy = _probe_accuracy(encoder, X, y), _probe_accuracy(one, X, y)

@@ -363,3 +363,16 @@ def test_cuda_and_cpu_fits_are_of_the_same_quality(estimator_class):
         estimator = estimator_class(**settings, device=device, random_state=0).fit(X)
         auroc[device] = _data_versus_noise_auroc(estimator, X, noise)
     assert min(auroc.values()) > QUALITY_MIN_AUROC, auroc
+
+
+def test_cuda_one_process_accelerator_trains_as_device_cuda(X):
+    """``accelerator=`` on the GPU (one process): the model ``device='cuda'`` trains."""
+    accelerate = pytest.importorskip("accelerate")
+    accelerator = accelerate.Accelerator()
+    settings = dict(CHEAP_SETTINGS, precision="float32", random_state=0)
+    plain = CEBMEncoder(**settings, device="cuda").fit(X)
+    accelerated = CEBMEncoder(**settings, accelerator=accelerator).fit(X)
+    assert accelerated.device_.type == "cuda"
+    assert type(accelerated.net_) is type(plain.net_)
+    np.testing.assert_allclose(accelerated.transform(X), plain.transform(X), rtol=1e-5, atol=1e-6)
+    assert accelerated.__getstate__()["accelerator"] is None

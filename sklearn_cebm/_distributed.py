@@ -15,18 +15,19 @@ from ._data_parallel import check_accelerator, data_parallel
 
 __all__ = ["ACCELERATOR_DOC", "DataParallelMixin"]
 
-# The entry of the estimators' Parameters sections (see _docstrings.fill_docstring).
+# The entry of the estimators' Parameters sections (see _docstrings.fill_docstring),
+# indented as the entries it is appended to.
 ACCELERATOR_DOC = """
-accelerator : accelerate.Accelerator or None
-    Train one model on the processes of a Hugging Face ``Accelerator`` (skorch's
-    ``AccelerateMixin``): run the same script with ``accelerate launch --num_processes
-    N``, and each process takes ``batch_size`` rows per update (the global batch is
-    ``N * batch_size``) and ``buffer_size / N`` of the chains, while the gradients are
-    averaged over all. After fit every process holds the same model; save it from
-    ``accelerator.is_main_process``. ``device`` must be 'auto' or the accelerator's
-    device, its ``mixed_precision`` 'no' (``precision`` sets it) and its gradient
-    accumulation 1. Not pickled: a model trained on N processes loads with
-    ``accelerator=None``. See the Scaling up guide.
+    accelerator : accelerate.Accelerator or None
+        Train one model on the processes of a Hugging Face ``Accelerator`` (skorch's
+        ``AccelerateMixin``): run the same script with ``accelerate launch --num_processes
+        N``, and each process takes ``batch_size`` rows per update (the global batch is
+        ``N * batch_size``) and ``buffer_size / N`` of the chains, while the gradients are
+        averaged over all. After fit every process holds the same model; save it from
+        ``accelerator.is_main_process``. ``device`` must be 'auto' or the accelerator's
+        device, its ``mixed_precision`` 'no' (``precision`` sets it) and its gradient
+        accumulation 1. Not pickled: a model trained on N processes loads with
+        ``accelerator=None``. See the Scaling up guide.
 """
 
 

@@ -1,6 +1,7 @@
 """Each estimator's docstring documents exactly its parameters, with the signature's defaults."""
 
 import inspect
+import re
 
 import pytest
 from numpydoc.docscrape import ClassDoc
@@ -44,6 +45,15 @@ def test_documented_defaults_are_the_signature_defaults(estimator):
         documented = parameter.type.rsplit("default=", 1)[1]
         assert documented == repr(defaults[parameter.name]), parameter.name
         assert parameter.desc, f"{parameter.name} has no description"
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+def test_no_description_swallows_another_entry(estimator):
+    # Entries given to fill_docstring at another indentation than the rest read as the
+    # previous entry's text: the estimator's own wording is lost, and docutils fails.
+    for parameter in ClassDoc(estimator)["Parameters"]:
+        for line in parameter.desc:
+            assert not re.match(r"\s*\w+ : ", line), (parameter.name, line)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)

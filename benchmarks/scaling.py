@@ -267,8 +267,11 @@ def _processes_worker(args):
     start = time.perf_counter()
     encoder.fit(X_train)
     seconds = time.perf_counter() - start
-    if accelerator is not None and not accelerator.is_main_process:
-        return
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        if not accelerator.is_main_process:
+            return
     run = {
         "processes": args.processes,
         "threads_per_process": int(os.environ.get("OMP_NUM_THREADS", "0")),

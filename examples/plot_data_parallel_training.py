@@ -62,6 +62,7 @@ script = textwrap.dedent(
           f"{time.perf_counter() - start:.1f} s")
     if accelerator.is_main_process:
         joblib.dump(encoder, sys.argv[1])
+    accelerator.wait_for_everyone()  # all done before the processes part
     accelerator.end_training()
     """
 )

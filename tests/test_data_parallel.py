@@ -193,7 +193,9 @@ _WORKER = textwrap.dedent(
     report["batches_begun"] = len(begun)
     with open(f"{folder}/process{rank}.json", "w") as file:
         json.dump(report, file)
-    accelerator.end_training()  # gloo's process group, or the exit may abort
+    # Both processes done before either closes gloo's process group, or its exit may abort.
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     """
 )
 

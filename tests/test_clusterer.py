@@ -206,23 +206,41 @@ def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbo
         finished.append((self.labels_, self.neighbour_agreement_, self.cluster_means_, losses))
 
     monkeypatch.setattr(GMMCEBMClusterer, "_on_fit_end", recording_on_fit_end)
-    settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 5, "n_init": 3}
+    # 150 rows in batches of 32: 5 updates an epoch, so a stage of 4 epochs, a quarter 1.
+    settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 20, "n_init": 3}
     best = GMMCEBMClusterer(**settings, random_state=11).fit(X)
 
-    # One likelihood stage, then three clustering stages continued from copies of it.
-    likelihood, *runs = finished
-    assert len(runs) == 3 and len(likelihood[3]) == 2
-    for run in runs:
+    # One likelihood stage, three runs of a quarter of the clustering stage continued
+    # from copies of it, then the best of them to the stage's end.
+    likelihood, *screened, finish = finished
+    assert len(screened) == 3 and len(likelihood[3]) == 2
+    for run in screened:
         assert run[3][:2] == likelihood[3]
-        assert len(run[3]) > 2
+        assert len(run[3]) == 3
     # The copies part: placed from different seeds, their means differ.
-    assert not np.allclose(runs[0][2], runs[1][2])
-    keys = [(len(np.unique(labels)), agreement) for labels, agreement, _, _ in runs]
-    labels, agreement, means, _ = runs[keys.index(max(keys))]
+    assert not np.allclose(screened[0][2], screened[1][2])
+    keys = [(len(np.unique(labels)), agreement) for labels, agreement, _, _ in screened]
+    assert keys[int(np.argmax([key[0] for key in keys]))][0] == 3  # one used all clusters
+    winner = screened[keys.index(max(keys))]
+    assert finish[3][:3] == winner[3] and len(finish[3]) == 6
+    labels, agreement, means, _ = finish
     np.testing.assert_array_equal(best.labels_, labels)
     np.testing.assert_array_equal(best.cluster_means_, means)
     assert best.neighbour_agreement_ == agreement
     assert best.random_state == 11 and best.n_init == 3
+
+
+def test_gmmcebmclusterer_clustering_stage_in_two_calls_is_the_stage_in_one(X):
+    # fit's best run trains its stage in two calls (a quarter, then the rest): the same
+    # training as one call, which a single run (n_init=1) makes.
+    settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 20}
+    whole = GMMCEBMClusterer(**settings, random_state=3).fit(X)
+    split = GMMCEBMClusterer(**settings, random_state=3)
+    split._fit(X, reset=True, epochs=3)
+    split._fit(X, reset=False, epochs=3)
+    np.testing.assert_array_equal(split.labels_, whole.labels_)
+    np.testing.assert_array_equal(split.cluster_means_, whole.cluster_means_)
+    np.testing.assert_array_equal(split.transform(X), whole.transform(X))
 
 
 def test_gmmcebmclusterer_n_init_is_reproducible(X):
@@ -451,6 +469,22 @@ def test_gmmcebmclusterer_warns_when_clusters_are_left_empty(n_init):
         clusterer.fit(X)
     assert len(np.unique(clusterer.labels_)) < 3
     assert clusterer.predict(X).shape == (40,)
+
+
+def test_gmmcebmclusterer_finishes_the_next_run_while_the_finished_leave_clusters_empty():
+    # Duplicate rows leave a cluster empty in every run: each screened run is finished in
+    # turn, so that a late collapse of the best screened run cannot decide the fit.
+    X = np.repeat([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]], 20, axis=0)
+    settings = {**SETTINGS, "n_init": 2, "clustering_updates": 20}
+    counting = _CountingCallback()
+    clusterer = GMMCEBMClusterer(**settings, callbacks=[counting], random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clusterer.fit(X)
+    (counting,) = [cb for _, cb in clusterer.net_.callbacks_ if isinstance(cb, _CountingCallback)]
+    # The likelihood stage, two screenings, two finishes.
+    assert counting.trainings_seen_ == 5
+    # 40 rows in batches of 32: 2 updates an epoch; 10 epochs of clustering after 2.
+    assert clusterer.n_iter_ == 12
 
 
 def test_gmmcebmclusterer_does_not_warn_when_every_cluster_is_used(X):

@@ -206,23 +206,23 @@ def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbo
         finished.append((self.labels_, self.neighbour_agreement_, self.cluster_means_, losses))
 
     monkeypatch.setattr(GMMCEBMClusterer, "_on_fit_end", recording_on_fit_end)
-    # 150 rows in batches of 32: 5 updates an epoch, so a stage of 4 epochs, a quarter 1.
+    # 150 rows in batches of 32: 5 updates an epoch, so a stage of 4 epochs, half of it 2.
     settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 20, "n_init": 3}
     best = GMMCEBMClusterer(**settings, random_state=11).fit(X)
 
-    # One likelihood stage, three runs of a quarter of the clustering stage continued
-    # from copies of it, then the best of them to the stage's end.
+    # One likelihood stage, three runs of half the clustering stage continued from copies
+    # of it, then the best of them to the stage's end.
     likelihood, *screened, finish = finished
     assert len(screened) == 3 and len(likelihood[3]) == 2
     for run in screened:
         assert run[3][:2] == likelihood[3]
-        assert len(run[3]) == 3
+        assert len(run[3]) == 4
     # The copies part: placed from different seeds, their means differ.
     assert not np.allclose(screened[0][2], screened[1][2])
     keys = [(len(np.unique(labels)), agreement) for labels, agreement, _, _ in screened]
     assert keys[int(np.argmax([key[0] for key in keys]))][0] == 3  # one used all clusters
     winner = screened[keys.index(max(keys))]
-    assert finish[3][:3] == winner[3] and len(finish[3]) == 6
+    assert finish[3][:4] == winner[3] and len(finish[3]) == 6
     labels, agreement, means, _ = finish
     np.testing.assert_array_equal(best.labels_, labels)
     np.testing.assert_array_equal(best.cluster_means_, means)
@@ -231,7 +231,7 @@ def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbo
 
 
 def test_gmmcebmclusterer_clustering_stage_in_two_calls_is_the_stage_in_one(X):
-    # fit's best run trains its stage in two calls (a quarter, then the rest): the same
+    # fit's best run trains its stage in two calls (a half, then the rest): the same
     # training as one call, which a single run (n_init=1) makes.
     settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 20}
     whole = GMMCEBMClusterer(**settings, random_state=3).fit(X)

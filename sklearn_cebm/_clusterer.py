@@ -561,7 +561,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
             run._shared_neighbours = neighbours
             run._fit(X, reset=False, epochs=epochs)
             finished.append(run)
-            if run._training_interrupted() or len(np.unique(run.labels_)) == self.n_clusters:
+            if run._training_interrupted() or _run_rank(run)[0] == self.n_clusters:
                 break
         return max(finished, key=_run_rank)
 

@@ -187,6 +187,15 @@ def _shard_size(buffer_size, n_processes):
     return max(1, -(-buffer_size // n_processes))
 
 
+def _shard(samples, buffer_size, accelerator):
+    """This process's chains of ``samples``: the next ``_shard_size`` rows in process
+    order, wrapping around, so that every shard has the same size for the gather."""
+    size = _shard_size(buffer_size, accelerator.num_processes)
+    start = accelerator.process_index * size
+    rows = torch.arange(start, start + size, device=samples.device) % samples.shape[0]
+    return samples[rows]
+
+
 def _enter(net, accelerator):
     """Make ``net`` train on the accelerator's processes; returns what :func:`_leave` needs."""
     plain_class = type(net)
@@ -204,8 +213,7 @@ def _enter(net, accelerator):
         net.buffer_size = _shard_size(saved["buffer_size"], n_processes)
         buffer = getattr(net, "replay_buffer_", None)
         if buffer is not None:  # a continued training: each process takes its share
-            shard = torch.tensor_split(buffer.samples, n_processes)[index]
-            buffer.samples = shard if len(shard) else buffer.samples[:1]
+            buffer.samples = _shard(buffer.samples, saved["buffer_size"], accelerator)
     net._initialize_accelerator()
     return saved
 
@@ -213,14 +221,8 @@ def _enter(net, accelerator):
 def _gather_buffer(net, accelerator, buffer_size):
     """Every process's chains, in process order, as the net's buffer on each."""
     buffer = getattr(net, "replay_buffer_", None)
-    if buffer is None:
-        return
-    shard_size = _shard_size(buffer_size, accelerator.num_processes)
-    samples = buffer.samples
-    if samples.shape[0] != shard_size:  # a shard left short by a continued training
-        rows = torch.arange(shard_size, device=samples.device) % samples.shape[0]
-        samples = samples[rows]
-    buffer.samples = accelerator.gather(samples.contiguous())[:buffer_size]
+    if buffer is not None:
+        buffer.samples = accelerator.gather(buffer.samples.contiguous())[:buffer_size]
 
 
 def _leave(net, accelerator, saved):

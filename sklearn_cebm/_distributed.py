@@ -68,7 +68,6 @@ class DataParallelMixin:
                 "would write the file. Use accelerator=None, or save the fitted model "
                 "from the main process."
             )
-        check_accelerator(self.accelerator)
         with data_parallel(self.net_, self.accelerator):
             super()._train(X_unit, epochs)
 

@@ -168,6 +168,10 @@ _WORKER = textwrap.dedent(
     }
     if accelerator.is_main_process:
         joblib.dump(encoder, f"{folder}/encoder.joblib")
+    # A continued training: each process takes its share of the gathered chains again.
+    encoder.partial_fit(X)
+    chains = encoder.net_.replay_buffer_.samples
+    report["continued"] = [digest(chains.numpy()), chains.shape[0]]
 
 
     begun = []
@@ -237,10 +241,11 @@ def test_two_processes_train_one_model_that_loads_in_a_plain_process(tmp_path):
     reports = [json.loads((tmp_path / f"process{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["processes"] for report in reports] == [2, 2]
     # Shared: weights, the gathered chains, the generator, and every recorded value.
-    for key in ("weights", "chains", "generator", "history"):
+    for key in ("weights", "chains", "generator", "history", "continued"):
         assert reports[0][key] == reports[1][key], key
     # Per process: each shard of chains moved on its own draws; each took half the data.
     assert reports[0]["n_chains"] == 64 and reports[0]["shards_differ"]
+    assert reports[0]["continued"][1] == 64
     batches_per_process = int(np.ceil(np.ceil(600 / 16) / 2))
     assert [row[2] for row in reports[0]["history"]] == [batches_per_process] * 4
     # A divergence on one process stops both, with the package's error.

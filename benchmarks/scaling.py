@@ -114,11 +114,7 @@ def run_search(args):
             runs.append(time_search(n_workers, args.max_iter))
             print(runs[-1], flush=True)
     lines = [
-        "# A search on 2 dask workers against 1",
-        "",
-        f"Command: `{' '.join(sys.argv)}`",
-        "",
-        *machine_header(),
+        *_report_head("# A search on 2 dask workers against 1"),
         "",
         "| workers | search s | cluster start and warm-up s | mean accuracy (n_components 8, 16) |",
         "|---|---|---|---|",
@@ -128,6 +124,19 @@ def run_search(args):
         cells = [run["workers"], f"{run['search_s']:.1f}", f"{run['cluster_start_s']:.1f}"]
         lines.append(markdown_row([*cells, scores]))
     _write_report(lines, runs, args)
+
+
+def _report_head(title):
+    """A report's title, its command and the machine's header."""
+    return [title, "", f"Command: `{' '.join(sys.argv)}`", "", *machine_header()]
+
+
+def _images(args):
+    """The source's name and ``args.n_train`` training and 2,000 held-out images, float32."""
+    source = "fashion-mnist" if fashion_mnist_available() else "synthetic"
+    rng = np.random.default_rng(args.seed)
+    X_train, y_train, X_test, y_test = load_images(source, args.n_train, 2000, rng)
+    return source, (X_train.astype(np.float32), y_train, X_test.astype(np.float32), y_test)
 
 
 def _write_report(lines, runs, args):
@@ -190,10 +199,7 @@ def _train(how, path, shape, args):
 
 
 def run_stream(args):
-    source = "fashion-mnist" if fashion_mnist_available() else "synthetic"
-    rng = np.random.default_rng(args.seed)
-    X_train, y_train, X_test, y_test = load_images(source, args.n_train, 2000, rng)
-    X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    source, (X_train, y_train, X_test, y_test) = _images(args)
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "train.float32"
@@ -219,11 +225,7 @@ def run_stream(args):
             )
             print(runs[-1], flush=True)
     lines = [
-        "# A memmap stream against an in-memory fit",
-        "",
-        f"Command: `{' '.join(sys.argv)}`",
-        "",
-        *machine_header(),
+        *_report_head("# A memmap stream against an in-memory fit"),
         f"- data: {source}, {args.n_train} training images (float32 on disk), 2,000 held out;"
         f" {args.epochs} epochs, chunks of {args.chunk_rows} rows",
         "",
@@ -246,11 +248,7 @@ def _processes_worker(args):
         from accelerate import Accelerator
 
         accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    source = "fashion-mnist" if fashion_mnist_available() else "synthetic"
-    X_train, y_train, X_test, y_test = load_images(
-        source, args.n_train, 2000, np.random.default_rng(args.seed)
-    )
-    X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    source, (X_train, y_train, X_test, y_test) = _images(args)
     encoder = CEBMEncoder(
         image_shape=(1, 28, 28),
         encoder=args.encoder,
@@ -329,11 +327,7 @@ def run_processes(args):
                 runs.append(_launch(processes, threads, args, report))
                 print(runs[-1], flush=True)
     lines = [
-        "# One model trained by two processes against one",
-        "",
-        f"Command: `{' '.join(sys.argv)}`",
-        "",
-        *machine_header(),
+        *_report_head("# One model trained by two processes against one"),
         f"- data: {runs[0]['source']}, {args.n_train} training images, 2,000 held out;"
         f" CEBMEncoder with encoder={args.encoder!r}, {args.epochs} epochs, global batch"
         f" {args.global_batch}",

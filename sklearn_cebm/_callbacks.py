@@ -331,9 +331,9 @@ class SamplerRollback(Callback):
 class PlacementAfterEpoch(Callback):
     """Once in a net's life, at the end of epoch ``after_epoch``, act on the training data.
 
-    Keeps the first training call's X from the start of training, puts the module in
-    evaluation mode and hands both to :meth:`place` at the end of that epoch, and drops X
-    when training ends, so that the net pickles without it. The mixtures' placements
+    Keeps the first training call's X and y from the start of training, puts the module
+    in evaluation mode and hands them to :meth:`place` at the end of that epoch, and
+    drops them when training ends, so that the net pickles without them. The mixtures' placements
     (:class:`MixtureMeansSeeding`, and the VAE's
     :class:`~sklearn_cebm._vae_training.MixturePriorSeeding`) extend it.
 
@@ -347,26 +347,27 @@ class PlacementAfterEpoch(Callback):
         self.after_epoch = after_epoch
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.training_data_ = X
+        self.training_data_, self.training_targets_ = X, y
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) != self.after_epoch or self.training_data_ is None:
             return
         net.module_.eval()
-        self.place(net, self.training_data_)
+        self.place(net, self.training_data_, self.training_targets_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # The net is pickled with its callbacks: keep no reference to the data.
-        self.training_data_ = None
+        self.training_data_ = self.training_targets_ = None
 
     def __getstate__(self):
         # A checkpoint pickles the net in the middle of training: without the data too.
         state = dict(self.__dict__)
-        state["training_data_"] = None
+        state["training_data_"] = state["training_targets_"] = None
         return state
 
-    def place(self, net, X):
-        """What to do with the trained ``net`` and its training data ``X``; subclasses say."""
+    def place(self, net, X, y=None):
+        """What to do with the trained ``net`` and its training data ``X`` and targets
+        ``y``; subclasses say."""
         raise NotImplementedError
 
 
@@ -375,13 +376,17 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
 
     The evidence of component ``l`` is, up to a factor that does not depend on ``l``, the
     density of ``N(mu_l, sigma_l**2 - 1 / (2 t_2(x)))`` at the code
-    ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so seeds chosen
-    among the codes of the training data, once the encoder has trained,
-    give every component a share of the data. The component stds are then matched to the
-    codes nearest each mean (:meth:`GaussianMixtureBias.place_components`), and the
-    components pulled towards their average until the training data's ``max_l p(l | x)``
-    averages ``1 / sqrt(L)``: halfway, in log-probability, between the uniform posterior
-    of equal components and a certain one
+    ``c(x) = t_1(x) / (-2 t_2(x))`` (the bias's ``statistic_means``), so means placed
+    among the codes of the training data, once the encoder has trained, give every
+    component a share of the data. Given a partition of the training data (the first
+    column of the training targets, as the clusterer's net takes them), component ``l``
+    is placed at the mean of the codes of part ``l`` and its stds matched to them: the
+    M-step of a Gaussian mixture on the codes given the partition. Otherwise the means
+    are seeded among the codes (``choose_seeds``) and each component's stds matched to
+    the codes nearest its mean (:meth:`GaussianMixtureBias.place_components`). The
+    components are then pulled towards their average until the training data's
+    ``max_l p(l | x)`` averages ``1 / sqrt(L)``: halfway, in log-probability, between the
+    uniform posterior of equal components and a certain one
     (:meth:`GaussianMixtureBias.pull_towards_centre`). As placed, the components win
     their codes with posteriors of one to float precision, where the clustering
     objective's gradients vanish or explode. It acts once in a net's
@@ -392,7 +397,7 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
     choose_seeds : callable
         ``choose_seeds(codes, n_seeds) -> ndarray of shape (n_seeds, K)``: the seeds,
         given the float64 codes ``(n, K)`` of the training data (k-means++ for the
-        clusterer). Must be picklable, as the net is.
+        clusterer), where no partition is given. Must be picklable, as the net is.
     after_epoch : int, default=1
         The epoch at whose end the means are placed.
     """
@@ -404,8 +409,12 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
         super().__init__(after_epoch)
         self.choose_seeds = choose_seeds
 
-    def place(self, net, X):
-        """Seed the means among the codes of X and match the stds to them."""
+    def place(self, net, X, y=None):
+        """Place the means among the codes of X and match the stds to them.
+
+        ``y``: None, or an array whose first column holds each row's part in a partition
+        of X (negative: none given).
+        """
         module = net.module_
         codes, code_variances = map_batches(
             module.bias_method("statistic_means_variances"),
@@ -414,9 +423,19 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
             torch.device(net.device),
         )
         means = module.bias.means.detach().cpu().numpy().copy()
-        n_seeds = min(len(means), len(codes))
-        means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)
-        module.bias.place_components(means, codes, code_variances)
+        labels = None if y is None else np.asarray(y)[:, 0]
+        if labels is not None and labels.min() >= 0:
+            parts = np.unique(labels)
+            for part in parts:
+                means[part] = codes[torch.as_tensor(labels == part)].mean(dim=0).numpy()
+            n_seeds = len(parts)
+            module.bias.place_components(
+                means, codes, code_variances, members=torch.as_tensor(labels)
+            )
+        else:
+            n_seeds = min(len(means), len(codes))
+            means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)
+            module.bias.place_components(means, codes, code_variances)
         n_clusters = len(means)
         # With fewer rows than components some stay where they were, unplaced: the pull
         # would move those too.

@@ -1,14 +1,16 @@
-"""Training a mixture bias to cluster: the likelihood first, then neighbour consistency.
+"""Training a mixture bias to cluster: the likelihood first, then the clusters.
 
 Knows torch and skorch, not scikit-learn. :class:`NeighbourClusteringMixin` adds a second
 stage to an energy net (:class:`~sklearn_cebm._training.PCDNet` or
 :class:`~sklearn_cebm._training.DSMNet`) whose module has a mixture bias
 (:class:`~sklearn_cebm._core.biases.GaussianMixtureBias`): the first
 ``likelihood_epochs`` epochs train the energy by the net's own objective, and every later
-update trains the encoder and the mixture so that near neighbours share a cluster and
-the clusters are used evenly. The neighbours come with the data: the ``y`` given to
-``partial_fit`` holds, for each sample, the row indices of its nearest neighbours in the
-same call's ``X``.
+update trains the encoder and the mixture either to give each sample the cluster a
+partition of the data gives it, or, with no partition, so that near neighbours share a
+cluster and the clusters are used evenly. Both come with the data: row i of the ``y``
+given to ``partial_fit`` holds sample i's label in the partition (or
+``NO_PARTITION``), then the row indices of its nearest neighbours in the same call's
+``X``.
 """
 
 import torch
@@ -23,14 +25,16 @@ __all__ = ["ClusteringDSMNet", "ClusteringPCDNet", "NeighbourClusteringMixin"]
 class NeighbourClusteringMixin:
     """The clustering stage of a mixture bias, added to an energy net.
 
-    From epoch ``likelihood_epochs + 1`` on, each update draws one of the listed
-    neighbours of every sample of the batch and descends
-    ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's balance
-    term (:meth:`GaussianMixtureBias.balance_penalty`) at the learning rate
-    ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. The
-    mean consistency loss per epoch is recorded in ``history`` as ``consistency``.
+    From epoch ``likelihood_epochs + 1`` on, updates run at the learning rate
+    ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. Given a
+    partition, each update descends the cross-entropy ``-log p(y = label | x)`` of the
+    batch's labels, recorded per epoch in ``history`` as ``partition_nll``. Without one,
+    each update draws one of the listed neighbours of every sample of the batch and
+    descends ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's
+    balance term (:meth:`GaussianMixtureBias.balance_penalty`), recorded as
+    ``consistency``.
 
-    A cluster that no sample of the last ``RELOCATION_WINDOW`` updates' batches chose
+    Without a partition, a cluster that no sample of the last ``RELOCATION_WINDOW`` updates' batches chose
     (the argmax of ``p(y | x)``) is empty, as k-means would say, and is relocated: the
     cluster the most samples chose is split in two along its principal axis
     (:meth:`GaussianMixtureBias.split_component`), and the empty one takes one half.
@@ -54,6 +58,8 @@ class NeighbourClusteringMixin:
         Passed to the energy net.
     """
 
+    # The label in the targets' first column that says no partition was given.
+    NO_PARTITION = -1
     # Updates whose batches must all leave a cluster unchosen for it to count as empty.
     RELOCATION_WINDOW = 50
     # Rows of the training data whose codes a relocation splits: enough for the principal
@@ -105,15 +111,35 @@ class NeighbourClusteringMixin:
         if not self.in_clustering_stage():
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)
-        x, neighbours = unpack_data(batch)
-        neighbours = torch.as_tensor(neighbours).cpu()
+        x, targets = unpack_data(batch)
+        targets = torch.as_tensor(targets).cpu()
+        labels, neighbours = targets[:, 0], targets[:, 1:]
+        x = x.to(self.device, torch.float32)
+        # A partition is given for all samples or for none (NO_PARTITION).
+        if labels[0] != self.NO_PARTITION:
+            return self._partition_step(x, labels)
+        return self._consistency_step(x, neighbours)
+
+    def _partition_step(self, x, labels):
+        """Descend ``-log p(y = label | x)``, the cross-entropy of the partition."""
+        log_responsibilities = self.module_.bias.log_responsibilities(
+            self.module_.sufficient_statistics(x)
+        )
+        loss = torch.nn.functional.nll_loss(log_responsibilities, labels.to(self.device))
+        if not torch.isfinite(loss):
+            raise self.diverged("non-finite clustering loss")
+        loss.backward()
+        self.history.record_batch("partition_nll", loss.item())
+        return {"loss": loss, "y_pred": log_responsibilities}
+
+    def _consistency_step(self, x, neighbours):
+        """Descend the neighbour consistency and balance terms; relocate empty clusters."""
         # One neighbour per sample, drawn afresh at every update: over the epochs each
         # sample is pulled towards all of its neighbours, at the cost of one forward pass.
         pick = torch.randint(
             neighbours.shape[1], (neighbours.shape[0],), generator=self.random_generator_
         )
         rows = neighbours[torch.arange(neighbours.shape[0]), pick]
-        x = x.to(self.device, torch.float32)
         x_neighbour = self.neighbour_data_[rows].to(self.device, torch.float32)
         bias = self.module_.bias
         # One forward pass over samples and neighbours together: the encoder has no layer
@@ -181,10 +207,10 @@ class NeighbourClusteringMixin:
 class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):
     """A :class:`~sklearn_cebm._training.PCDNet` followed by the clustering stage."""
 
-    recorded = (*PCDNet.recorded, "consistency")
+    recorded = (*PCDNet.recorded, "consistency", "partition_nll")
 
 
 class ClusteringDSMNet(NeighbourClusteringMixin, DSMNet):
     """A :class:`~sklearn_cebm._training.DSMNet` followed by the clustering stage."""
 
-    recorded = (*DSMNet.recorded, "consistency")
+    recorded = (*DSMNet.recorded, "consistency", "partition_nll")

@@ -107,7 +107,7 @@ class MixturePriorSeeding(PlacementAfterEpoch):
         super().__init__(after_epoch)
         self.choose_components = choose_components
 
-    def place(self, net, X):
+    def place(self, net, X, y=None):
         """Set the prior's components from the posterior means of X."""
         module = net.module_
         mean, std = map_batches(

@@ -221,7 +221,7 @@ class GaussianMixtureBias(MixtureParameters):
         variance = -0.5 / statistics[1]
         return statistics[0] * variance, variance
 
-    def place_components(self, means, codes, code_variances, relative_floor=0.1):
+    def place_components(self, means, codes, code_variances, relative_floor=0.1, members=None):
         """Put the means at ``means`` and match each component's variances to its codes.
 
         Component l's evidence is, up to a factor free of l, the density of
@@ -244,19 +244,23 @@ class GaussianMixtureBias(MixtureParameters):
         codes, code_variances : torch.Tensor of shape (n, K)
             ``c(x)`` and ``s(x)**2`` of the data (:meth:`statistic_means_variances`).
         relative_floor : float, default=0.1
+        members : torch.Tensor of shape (n,), default=None
+            Each code's component; by default, the one whose mean is nearest.
         """
         self.set_means(means)
         with torch.no_grad():
             codes = codes.to(self.means.device, self.means.dtype)
             code_variances = code_variances.to(self.means.device, self.means.dtype)
-            nearest = torch.cdist(codes, self.means).argmin(dim=1)
+            if members is None:
+                members = torch.cdist(codes, self.means).argmin(dim=1)
+            members = members.to(codes.device)
             floor = relative_floor * code_variances.mean()
             for component in range(self.means.shape[0]):
-                members = nearest == component
-                if members.sum() < 2:
+                own = members == component
+                if own.sum() < 2:
                     continue
-                spread = codes[members].var(dim=0, unbiased=False)
-                variance = (spread - code_variances[members].mean(dim=0)).clamp_min(floor)
+                spread = codes[own].var(dim=0, unbiased=False)
+                variance = (spread - code_variances[own].mean(dim=0)).clamp_min(floor)
                 self.log_stds[component] = 0.5 * variance.log()
 
     def pull_towards_centre(self, codes, code_variances, mean_max_responsibility, bisections=40):

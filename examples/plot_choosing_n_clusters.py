@@ -56,7 +56,7 @@ def nmi_scorer(clusterer, X, y):
 X, y = load_digits(return_X_y=True)
 X, y = X[y < 5], y[y < 5]
 n_clusters = [3, 4, 5, 6, 7]
-clusterer = GMMCEBMClusterer(max_iter=10, clustering_updates=500, n_init=1, random_state=0)
+clusterer = GMMCEBMClusterer(max_iter=10, clustering_updates=500, random_state=0)
 search = GridSearchCV(
     clusterer,
     {"n_clusters": n_clusters},

@@ -34,9 +34,9 @@ class NeighbourClusteringMixin:
     balance term (:meth:`GaussianMixtureBias.balance_penalty`), recorded as
     ``consistency``.
 
-    Without a partition, a cluster that no sample of the last ``RELOCATION_WINDOW`` updates' batches chose
-    (the argmax of ``p(y | x)``) is empty, as k-means would say, and is relocated: the
-    cluster the most samples chose is split in two along its principal axis
+    Without a partition, a cluster that no sample of the last ``RELOCATION_WINDOW``
+    updates' batches chose (the argmax of ``p(y | x)``) is empty, as k-means would say,
+    and is relocated: the cluster the most samples chose is split in two along its principal axis
     (:meth:`GaussianMixtureBias.split_component`), and the empty one takes one half.
     ``p(y | x)`` of a mixture in many dimensions saturates, so that neither term has a
     gradient that could bring an emptied cluster back; the split gives the balance term

@@ -84,6 +84,8 @@ def spectral_partition(rows, n_clusters, n_init, random_state):
         Labels in ``[0, n_clusters)``.
     """
     n_samples = rows.shape[0]
+    if n_clusters == 1:
+        return np.zeros(n_samples, dtype=np.int64)
     if n_clusters >= n_samples:
         # One part per sample: nothing to solve, and the eigensolver needs more rows.
         return np.arange(n_samples, dtype=np.int64) % n_clusters

@@ -19,11 +19,14 @@ from skorch.callbacks import Callback
 from sklearn_cebm import GMMCEBMClusterer
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
+from sklearn_cebm._neighbour_graph import spectral_partition
 
 from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
 # One run of a short clustering stage: 10 updates are 3 epochs of the 150 blobs.
 SETTINGS = dict(CHEAP_SETTINGS, n_clusters=3, clustering_updates=10, n_init=1)
+# The clustering stage that pulls neighbours together, from means seeded among the codes.
+NEIGHBOUR_SETTINGS = dict(SETTINGS, init_params="k-means++")
 
 
 @pytest.fixture
@@ -162,7 +165,7 @@ def test_gmmcebmclusterer_places_the_means_among_the_codes(X, init_params):
 
 
 def test_gmmcebmclusterer_clustering_stage_follows_the_likelihood_stage(X):
-    settings = {**SETTINGS, "clustering_updates": 12, "clustering_learning_rate": 5e-4}
+    settings = {**NEIGHBOUR_SETTINGS, "clustering_updates": 12, "clustering_learning_rate": 5e-4}
     clusterer = GMMCEBMClusterer(**settings, random_state=3).fit(X)
     # 150 samples in batches of 32 are 5 updates an epoch: 12 updates take 3 epochs.
     assert clusterer.n_iter_ == SETTINGS["max_iter"] + 3
@@ -207,7 +210,7 @@ def test_gmmcebmclusterer_n_init_keeps_the_run_that_agrees_most_with_the_neighbo
 
     monkeypatch.setattr(GMMCEBMClusterer, "_on_fit_end", recording_on_fit_end)
     # 150 rows in batches of 32: 5 updates an epoch, so a stage of 4 epochs, half of it 2.
-    settings = {**SETTINGS, "max_iter": 2, "clustering_updates": 20, "n_init": 3}
+    settings = {**NEIGHBOUR_SETTINGS, "max_iter": 2, "clustering_updates": 20, "n_init": 3}
     best = GMMCEBMClusterer(**settings, random_state=11).fit(X)
 
     # One likelihood stage, three runs of half the clustering stage continued from copies
@@ -373,7 +376,7 @@ class _CountingCallback(Callback):
 
 
 def test_gmmcebmclusterer_runs_share_the_callbacks_given(X):
-    settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 2}
+    settings = {**NEIGHBOUR_SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 2}
     clusterer = GMMCEBMClusterer(**settings, callbacks=[_CountingCallback()], random_state=0)
     clusterer.fit(X)  # built from a fresh callback, which then holds a lock: no deepcopy
     # The net's callback is the one every run trained with: the likelihood stage and the
@@ -439,7 +442,7 @@ def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkey
     )
     window = ClusteringPCDNet.RELOCATION_WINDOW
     # Relocation in the first half: window + 5 updates, one check.
-    settings = {**SETTINGS, "clustering_updates": 2 * window + 10}
+    settings = {**NEIGHBOUR_SETTINGS, "clustering_updates": 2 * window + 10}
     clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
 
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
@@ -452,7 +455,7 @@ def test_gmmcebmclusterer_relocates_a_cluster_the_placement_left_empty(X, monkey
 
 
 def test_gmmcebmclusterer_relocates_nothing_when_every_cluster_is_chosen(X):
-    settings = {**SETTINGS, "clustering_updates": 2 * ClusteringPCDNet.RELOCATION_WINDOW}
+    settings = {**NEIGHBOUR_SETTINGS, "clustering_updates": 2 * ClusteringPCDNet.RELOCATION_WINDOW}
     clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
     assert np.all(np.bincount(clusterer.labels_, minlength=3) > 0)
@@ -475,7 +478,7 @@ def test_gmmcebmclusterer_finishes_the_next_run_while_the_finished_leave_cluster
     # Duplicate rows leave a cluster empty in every run: each screened run is finished in
     # turn, so that a late collapse of the best screened run cannot decide the fit.
     X = np.repeat([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]], 20, axis=0)
-    settings = {**SETTINGS, "n_init": 2, "clustering_updates": 20}
+    settings = {**NEIGHBOUR_SETTINGS, "n_init": 2, "clustering_updates": 20}
     counting = _CountingCallback()
     clusterer = GMMCEBMClusterer(**settings, callbacks=[counting], random_state=0)
     with pytest.warns(ConvergenceWarning):
@@ -492,3 +495,64 @@ def test_gmmcebmclusterer_does_not_warn_when_every_cluster_is_used(X):
     settings = {**SETTINGS, "clustering_updates": 200}
     clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
     assert len(np.unique(clusterer.labels_)) == 3
+
+
+def test_gmmcebmclusterer_clustering_stage_fits_the_spectral_partition(blobs):
+    X, y = blobs
+    settings = {**SETTINGS, "clustering_updates": 40, "n_init": "auto"}
+    clusterer = GMMCEBMClusterer(**settings, random_state=3).fit(X)
+    assert clusterer.init_params == "spectral" and clusterer._n_init() == 10
+    clustering = clusterer.history_[SETTINGS["max_iter"] :]
+    assert len(clustering) == 8  # 40 updates of 5 an epoch
+    assert all("partition_nll" in epoch and "consistency" not in epoch for epoch in clustering)
+    assert clustering[-1]["partition_nll"] < clustering[0]["partition_nll"]
+    X_unit = clusterer._inference(lambda x: x, X)
+    rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
+    partition = spectral_partition(rows, 3, n_init=10, random_state=3)
+    assert adjusted_rand_score(y, partition) == 1.0  # the blobs are the graph's pieces
+    np.testing.assert_array_equal(clusterer.labels_, partition)  # and the model learned them
+
+
+def test_gmmcebmclusterer_places_each_component_on_its_parts_codes(X):
+    # After the likelihood stage (max_iter epochs), the seeding puts component l at the
+    # mean of part l's codes, before the pull towards their average scales them.
+    clusterer = GMMCEBMClusterer(**{**SETTINGS, "clustering_updates": 0}, random_state=0)
+    clusterer.fit(X)
+    X_unit = clusterer._inference(lambda x: x, X)
+    partition = clusterer._partition(X_unit, nearest_neighbour_rows(X_unit, 10))
+    np.testing.assert_array_equal(partition, clusterer.labels_)
+    codes = _codes(clusterer, X)
+    centroids = np.stack([codes[partition == part].mean(axis=0) for part in range(3)])
+    means = clusterer.cluster_means_
+    # mu_l = centre + a (centroid_l - centre), one factor a for every component.
+    centre = centroids.mean(axis=0)
+    scale = np.linalg.norm(means - means.mean(axis=0)) / np.linalg.norm(centroids - centre)
+    np.testing.assert_allclose(means - means.mean(axis=0), scale * (centroids - centre), atol=1e-4)
+    assert 0 < scale <= 1
+
+
+def test_gmmcebmclusterer_continued_training_names_the_parts_after_its_clusters(X):
+    clusterer = GMMCEBMClusterer(**SETTINGS, random_state=0).fit(X)
+    X_unit = clusterer._inference(lambda x: x, X)
+    rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
+    # Another random state's partition names the same blobs otherwise...
+    renamed = spectral_partition(rows, 3, n_init=10, random_state=1)
+    assert adjusted_rand_score(renamed, clusterer.labels_) == 1.0
+    assert not np.array_equal(renamed, clusterer.labels_)
+    # ...but a continued training is given the names of the model's clusters.
+    clusterer.set_params(random_state=1)
+    np.testing.assert_array_equal(clusterer._partition(X_unit, rows), clusterer.labels_)
+    before = clusterer.labels_.copy()
+    clusterer.partial_fit(X)
+    np.testing.assert_array_equal(clusterer.labels_, before)
+
+
+def test_matched_labels_renames_to_the_reference_and_keeps_extra_parts_apart():
+    from sklearn_cebm._clusterer import _matched_labels
+
+    renamed = _matched_labels(np.array([2, 2, 0, 0]), np.array([1, 1, 0, 0]), 3)
+    np.testing.assert_array_equal(renamed, [1, 1, 0, 0])
+    # Three parts against two clusters: the third takes a name no cluster has.
+    renamed = _matched_labels(np.array([0, 0, 1, 1, 2]), np.array([4, 4, 3, 3, 3]), 5)
+    np.testing.assert_array_equal(renamed[:4], [4, 4, 3, 3])
+    assert renamed[4] not in (3, 4) and 0 <= renamed[4] < 5

@@ -1,0 +1,76 @@
+"""The neighbour graph and its spectral partition, where the clustering stage starts."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from sklearn_cebm._neighbour_graph import (
+    nearest_neighbour_rows,
+    neighbour_affinity,
+    spectral_partition,
+)
+
+
+def test_neighbour_affinity_is_symmetric_with_half_weights_for_one_way_edges():
+    # 0 and 1 are each other's neighbour; 2 lists 1, which does not list 2.
+    rows = np.array([[1], [0], [1]])
+    affinity = neighbour_affinity(rows).toarray()
+    np.testing.assert_array_equal(affinity, affinity.T)
+    np.testing.assert_array_equal(affinity, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.5], [0.0, 0.5, 0.0]])
+
+
+def test_neighbour_affinity_gives_a_lone_sample_no_edge():
+    # nearest_neighbour_rows lists a sample alone in X as its own neighbour.
+    affinity = neighbour_affinity(nearest_neighbour_rows(np.zeros((1, 2)), 3))
+    assert affinity.shape == (1, 1) and affinity.nnz == 0
+
+
+def _chains(n_groups, n_per_group, gap=100.0):
+    """Groups of points along a line, each far from the others: a graph in pieces."""
+    X = np.concatenate(
+        [
+            np.c_[np.arange(n_per_group, dtype=float) + gap * g, np.zeros(n_per_group)]
+            for g in range(n_groups)
+        ]
+    )
+    return X, np.repeat(np.arange(n_groups), n_per_group)
+
+
+def test_spectral_partition_finds_the_pieces_of_a_disconnected_graph_without_warning():
+    X, groups = _chains(4, 15)
+    rows = nearest_neighbour_rows(X, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = spectral_partition(rows, 4, n_init=10, random_state=0)
+    assert labels.dtype == np.int64 and labels.shape == (60,)
+    assert adjusted_rand_score(groups, labels) == 1.0
+
+
+def test_spectral_partition_separates_two_dense_groups():
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 0.3, (40, 2)), rng.normal(0, 0.3, (40, 2)) + 3.0])
+    rows = nearest_neighbour_rows(X, 5)
+    labels = spectral_partition(rows, 2, n_init=10, random_state=0)
+    assert adjusted_rand_score(np.repeat([0, 1], 40), labels) == 1.0
+
+
+def test_spectral_partition_is_determined_by_the_random_state():
+    rng = np.random.RandomState(1)
+    rows = nearest_neighbour_rows(rng.normal(size=(120, 3)), 6)
+    first = spectral_partition(rows, 4, n_init=2, random_state=5)
+    np.testing.assert_array_equal(first, spectral_partition(rows, 4, n_init=2, random_state=5))
+    assert set(np.unique(first)) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(("n_samples", "n_clusters"), [(5, 1), (3, 3), (2, 5)])
+def test_spectral_partition_of_too_few_samples_or_one_cluster(n_samples, n_clusters):
+    rows = nearest_neighbour_rows(np.arange(n_samples, dtype=float)[:, None], 2)
+    labels = spectral_partition(rows, n_clusters, n_init=1, random_state=0)
+    assert labels.shape == (n_samples,)
+    assert labels.min() >= 0 and labels.max() < n_clusters
+    if n_clusters == 1:
+        assert np.all(labels == 0)
+    else:  # one part per sample
+        assert len(np.unique(labels)) == n_samples

@@ -142,7 +142,12 @@ def test_clusterer_interrupt_stops_the_whole_fit(call, n_rows):
     """Call 1 is the shared likelihood stage (2 epochs), call 2 the first of 2 runs."""
     clusterer = GMMCEBMClusterer(
         **CHEAP_SETTINGS_FOR_CLUSTERING
-        | dict(batch_size=BATCH_SIZE, clustering_updates=N_BATCHES, random_state=0),
+        | dict(
+            batch_size=BATCH_SIZE,
+            clustering_updates=N_BATCHES,
+            random_state=0,
+            init_params="k-means++",  # the runs of the clustering stage
+        ),
         callbacks=[InterruptAtBatch(call=call)],
     )
     X = _data()

@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
-from sklearn_cebm import GMMCEBMClusterer
+from sklearn_cebm import GMMCEBMClusterer, TrainingDivergedError
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
 from sklearn_cebm._neighbour_graph import spectral_partition
@@ -556,3 +556,25 @@ def test_matched_labels_renames_to_the_reference_and_keeps_extra_parts_apart():
     renamed = _matched_labels(np.array([0, 0, 1, 1, 2]), np.array([4, 4, 3, 3, 3]), 5)
     np.testing.assert_array_equal(renamed[:4], [4, 4, 3, 3])
     assert renamed[4] not in (3, 4) and 0 <= renamed[4] < 5
+
+
+def test_gmmcebmclusterer_learns_the_partition_with_bounded_certainty(blobs):
+    # Smoothed labels: the optimum gives each sample's part 1 - eps + eps / L and every
+    # other cluster eps / L, so that the evidences cannot run away from one another
+    # (without it, the conv net's evidences did on the digits after ~1,500 updates).
+    X, _ = blobs
+    settings = {**SETTINGS, "clustering_updates": 300, "clustering_learning_rate": 3e-3}
+    proba = GMMCEBMClusterer(**settings, random_state=0).fit(X).predict_proba(X)
+    smoothing = ClusteringPCDNet.PARTITION_LABEL_SMOOTHING
+    target = 1 - smoothing + smoothing / 3
+    certainty = proba.max(axis=1)
+    assert abs(np.median(certainty) - target) < 0.05
+    assert np.quantile(certainty, 0.9) < 0.99
+
+
+def test_gmmcebmclusterer_diverging_clustering_stage_raises_and_keeps_the_estimator(X):
+    settings = {**SETTINGS, "clustering_updates": 50, "clustering_learning_rate": 10.0}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0)
+    with pytest.raises(TrainingDivergedError, match=r"partition_nll .* Lower clustering_learning"):
+        clusterer.fit(X)
+    assert not hasattr(clusterer, "net_")

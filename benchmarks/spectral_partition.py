@@ -1,0 +1,148 @@
+"""Where GMMCEBMClusterer's clustering stage starts: the spectral partition of the
+training data's nearest-neighbour graph, against the labels, for several ``n_neighbors``.
+
+The partition depends on the data and the neighbours only (not on the likelihood stage),
+so it is measured here without training: the rows are scaled into the box as the
+clusterer scales them (per feature without ``image_shape``, over all pixels with it),
+each row's nearest neighbours found, and the graph partitioned into 10 parts by
+``sklearn_cebm._neighbour_graph.spectral_partition`` with the clusterer's default
+``n_init`` (10 k-means runs). Run from the repository root::
+
+    python benchmarks/spectral_partition.py --data digits fashion-mnist \
+        --output benchmarks/results/spectral_partition.md
+
+Fashion-MNIST is scored on its 60,000 training images (the clusterer's labels_); the
+test images' NMI comes from ``predict`` of a fitted model (benchmarks/clustering.py).
+"""
+
+import argparse
+import json
+import shlex
+import sys
+import time
+
+import numpy as np
+from _common import fashion_mnist_subset, machine_header, machine_info, write_lines
+from sklearn.datasets import load_digits
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
+
+from sklearn_cebm._neighbour_graph import nearest_neighbour_rows, spectral_partition
+from sklearn_cebm._scaling import fit_unit_range, to_unit_range
+
+N_CLUSTERS = 10
+N_INIT = 10  # GMMCEBMClusterer's n_init='auto' with init_params='spectral'
+
+
+def training_data(name):
+    """The training rows and labels of ``name``: all digits, or Fashion-MNIST's 60,000."""
+    if name == "digits":
+        return load_digits(return_X_y=True)
+    return fashion_mnist_subset("train", 60000)
+
+
+def measure(name, n_neighbors_values, seeds, per_feature):
+    """Rows of NMI and ARI of the partition per ``n_neighbors`` and seed."""
+    X, y = training_data(name)
+    X = np.asarray(X, dtype=np.float32)
+    center, scale = fit_unit_range(X, per_feature=per_feature)
+    X_unit = to_unit_range(X, center, scale)
+    start = time.perf_counter()
+    rows = nearest_neighbour_rows(X_unit, max(n_neighbors_values))
+    neighbours_s = time.perf_counter() - start
+    results = []
+    for n_neighbors in n_neighbors_values:
+        own = rows[:, :n_neighbors]  # a row's k nearest are the first k of its k_max nearest
+        purity = float(np.mean(y[own] == y[:, None]))
+        for seed in seeds:
+            start = time.perf_counter()
+            labels = spectral_partition(own, N_CLUSTERS, N_INIT, seed)
+            results.append(
+                dict(
+                    data=name,
+                    n_neighbors=n_neighbors,
+                    seed=seed,
+                    neighbours_of_the_class=purity,
+                    nmi=float(normalized_mutual_info_score(y, labels)),
+                    ari=float(adjusted_rand_score(y, labels)),
+                    smallest_part=int(np.bincount(labels, minlength=N_CLUSTERS).min()),
+                    largest_part=int(np.bincount(labels, minlength=N_CLUSTERS).max()),
+                    partition_s=time.perf_counter() - start,
+                    neighbours_s=neighbours_s,
+                    rows=len(X),
+                )
+            )
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def report(results, args):
+    lines = [
+        "# The spectral partition of the neighbour graph against the labels",
+        "",
+        f"Command: `python benchmarks/spectral_partition.py {shlex.join(sys.argv[1:])}`",
+        "",
+        *machine_header(),
+        "",
+        f"Rows scaled into the box {'per feature' if args.per_feature else 'over all pixels'}"
+        f" (as GMMCEBMClusterer scales them {'without' if args.per_feature else 'with'}"
+        f" `image_shape`); {N_INIT} k-means runs on the eigenvectors; NMI and ARI of the"
+        " 10-part partition against the labels of the training rows; 'of the class' is the"
+        " share of the k nearest neighbours that share a row's label.",
+        "",
+        "| data | n_neighbors | of the class | NMI per seed | ARI per seed | parts, smallest / "
+        "largest | s per partition |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r["data"], r["n_neighbors"]) for r in results}, key=lambda k: (k[0], k[1]))
+    for data, n_neighbors in keys:
+        rows = [r for r in results if r["data"] == data and r["n_neighbors"] == n_neighbors]
+        lines.append(
+            f"| {data} | {n_neighbors} | {rows[0]['neighbours_of_the_class']:.3f} | "
+            + ", ".join(f"{r['nmi']:.3f}" for r in rows)
+            + " | "
+            + ", ".join(f"{r['ari']:.3f}" for r in rows)
+            + f" | {rows[0]['smallest_part']} / {rows[0]['largest_part']} | "
+            f"{np.mean([r['partition_s'] for r in rows]):.2f} |"
+        )
+    neighbours = {r["data"]: r["neighbours_s"] for r in results}
+    lines += [
+        "",
+        "Seconds to find the neighbours (once per data set, for the largest k): "
+        + ", ".join(f"{data} {s:.1f}" for data, s in neighbours.items())
+        + ".",
+    ]
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", nargs="+", default=["digits"], choices=["digits", "fashion-mnist"]
+    )
+    parser.add_argument("--n-neighbors", nargs="+", type=int, default=[5, 7, 10, 12, 15, 20])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--over-all-pixels",
+        dest="per_feature",
+        action="store_false",
+        help="scale as the clusterer does with image_shape",
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output")
+    args = parser.parse_args(argv)
+    results = []
+    with threadpool_limits(args.threads):
+        for name in args.data:
+            results += measure(name, args.n_neighbors, args.seeds, args.per_feature)
+    lines = report(results, args)
+    print("\n".join(lines))
+    if args.output:
+        write_lines(lines, args.output)
+        with open(str(args.output).replace(".md", ".json"), "w") as file:
+            json.dump(dict(machine=machine_info(), results=results), file, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -107,12 +107,12 @@ fig.tight_layout()
 # peaks at six clusters (0.753, against 0.715 at five and 0.750 at seven), where the
 # clusters also agree best with the digits (NMI 0.890, against 0.874 at five): a sixth
 # cluster cost the NMI nothing here, and the two criteria agree. The true number, five,
-# is 0.04 below the peak. The BIC of the Gaussian mixture keeps falling to the largest number tried, as
-# it does on the pixels in the benchmark, because the pixels' density has more modes
-# than there are digits. The margins are a few hundredths: read the curve, not only its
-# maximum. The benchmark, with the previous default clustering stage and on two random
-# splits into halves, saw modularity choose 11 and 10 clusters on all ten digits and 5
-# and 5 here, against 15, 7, 7 and 9 for the held-out log-likelihood (``score``); see
-# :ref:`choosing_n_clusters` for what was measured and for
+# is 0.04 below the peak. The BIC of the Gaussian mixture keeps falling to the largest
+# number tried, as it does on the pixels in the benchmark, because the pixels' density
+# has more modes than there are digits. The margins are a few hundredths: read the
+# curve, not only its maximum. The benchmark, with the previous default clustering stage
+# and on two random splits into halves, saw modularity choose 11 and 10 clusters on all
+# ten digits and 5 and 5 here, against 15, 7, 7 and 9 for the held-out log-likelihood
+# (``score``); see :ref:`choosing_n_clusters` for what was measured and for
 # :func:`~sklearn_cebm.evaluation.clustering_stability`, a second criterion that works
 # with any clusterer.

@@ -451,7 +451,7 @@ def load(path):
     >>> from sklearn_cebm.persistence import load, save
     >>> X, _ = load_digits(return_X_y=True)
     >>> clusterer = GMMCEBMClusterer(n_clusters=3, n_components=4, max_iter=1,
-    ...                              clustering_updates=2, random_state=0).fit(X[:100])
+    ...                              clustering_updates=100, random_state=0).fit(X[:100])
     >>> path = os.path.join(tempfile.mkdtemp(), "clusterer.zip")
     >>> save(clusterer, path)
     >>> loaded = load(path)

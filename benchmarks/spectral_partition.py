@@ -57,6 +57,7 @@ def measure(name, n_neighbors_values, seeds, per_feature):
         for seed in seeds:
             start = time.perf_counter()
             labels = spectral_partition(own, N_CLUSTERS, N_INIT, seed)
+            sizes = np.bincount(labels, minlength=N_CLUSTERS)
             results.append(
                 dict(
                     data=name,
@@ -65,8 +66,8 @@ def measure(name, n_neighbors_values, seeds, per_feature):
                     neighbours_of_the_class=purity,
                     nmi=float(normalized_mutual_info_score(y, labels)),
                     ari=float(adjusted_rand_score(y, labels)),
-                    smallest_part=int(np.bincount(labels, minlength=N_CLUSTERS).min()),
-                    largest_part=int(np.bincount(labels, minlength=N_CLUSTERS).max()),
+                    smallest_part=int(sizes.min()),
+                    largest_part=int(sizes.max()),
                     partition_s=time.perf_counter() - start,
                     neighbours_s=neighbours_s,
                     rows=len(X),

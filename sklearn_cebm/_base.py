@@ -778,6 +778,13 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
     def _map_scaled(self, function, X, dtype):
         """Scale the validated ``X`` into the box and map ``function`` over it in batches."""
         X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
+        return self._map_unit(function, X_unit, dtype)
+
+    def _map_unit(self, function, X_unit, dtype):
+        """Map ``function`` over rows already in the box, in batches, in eval mode.
+
+        Returns the output (or tuple of outputs) as numpy arrays of ``dtype``.
+        """
         module = self._module()
         # In eval mode only for a call that succeeds, so that a rejected one changes nothing.
         was_training = module.training

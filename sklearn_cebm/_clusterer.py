@@ -17,7 +17,7 @@ from ._base import CodesTransformerMixin, copy_sharing_user_callbacks
 from ._callbacks import MixtureMeansSeeding
 from ._clustering_training import ClusteringDSMNet, ClusteringPCDNet, NeighbourClusteringMixin
 from ._core.biases import GaussianMixtureBias
-from ._core.model import INFERENCE_BATCH_SIZE, ComponentEnergy, map_batches
+from ._core.model import ComponentEnergy
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 from ._mixture_clustering import (
@@ -500,18 +500,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         labels = spectral_partition(rows, self.n_clusters, self._n_init(), self.random_state)
         module = self._module()
         if not module.bias.components_equal():
-            was_training = module.training
-            device = next(module.eval().parameters()).device
-            try:
-                energies = map_batches(
-                    module.bias_method("component_energy"),
-                    X_unit,
-                    INFERENCE_BATCH_SIZE,
-                    device,
-                )
-            finally:
-                module.train(was_training)
-            labels = _matched_labels(labels, energies.argmin(dim=1).numpy(), self.n_clusters)
+            energies = self._map_unit(module.bias_method("component_energy"), X_unit, np.float64)
+            labels = _matched_labels(labels, energies.argmin(axis=1), self.n_clusters)
         return labels
 
     def _n_init(self):

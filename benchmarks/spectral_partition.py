@@ -1,14 +1,19 @@
 """Where GMMCEBMClusterer's clustering stage starts: the spectral partition of the
-training data's nearest-neighbour graph, against the labels, for several ``n_neighbors``.
+training data's nearest-neighbour graph, against the labels, for several ``n_neighbors``,
+edge weightings and neighbour searches.
 
 The partition depends on the data and the neighbours only (not on the likelihood stage),
 so it is measured here without training: the rows are scaled into the box as the
 clusterer scales them (per feature without ``image_shape``, over all pixels with it),
-each row's nearest neighbours found, and the graph partitioned into 10 parts by
-``sklearn_cebm._neighbour_graph.spectral_partition`` with the clusterer's default
-``n_init`` (10 k-means runs). Run from the repository root::
+each row's nearest neighbours found (among the leading principal components, as the
+clusterer searches, or among all features with ``--search-components 0``), and the graph
+partitioned into 10 parts by ``sklearn_cebm._neighbour_graph.spectral_partition`` with
+the clusterer's default ``n_init`` (10 k-means runs), its edges weighted by the shared
+neighbours (``shared``, the clusterer's) or all alike (``connectivity``, scikit-learn's
+SpectralClustering graph). Run from the repository root::
 
     python benchmarks/spectral_partition.py --data digits fashion-mnist \
+        --search-components 50 0 --affinity shared connectivity \
         --output benchmarks/results/spectral_partition.md
 
 Fashion-MNIST is scored on its 60,000 training images (the clusterer's labels_); the
@@ -27,11 +32,18 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
-from sklearn_cebm._neighbour_graph import nearest_neighbour_rows, spectral_partition
+from sklearn_cebm._neighbour_graph import (
+    NEIGHBOUR_SEARCH_COMPONENTS,
+    nearest_neighbour_rows,
+    neighbour_affinity,
+    shared_neighbour_affinity,
+    spectral_partition,
+)
 from sklearn_cebm._scaling import fit_unit_range, to_unit_range
 
 N_CLUSTERS = 10
 N_INIT = 10  # GMMCEBMClusterer's n_init='auto' with init_params='spectral'
+AFFINITIES = {"shared": shared_neighbour_affinity, "connectivity": neighbour_affinity}
 
 
 def training_data(name):
@@ -41,39 +53,46 @@ def training_data(name):
     return fashion_mnist_subset("train", 60000)
 
 
-def measure(name, n_neighbors_values, seeds, per_feature):
-    """Rows of NMI and ARI of the partition per ``n_neighbors`` and seed."""
+def measure(name, n_neighbors_values, seeds, per_feature, search_components, affinities):
+    """Rows of NMI and ARI of the partition per neighbour search, ``n_neighbors``,
+    weighting and seed."""
     X, y = training_data(name)
     X = np.asarray(X, dtype=np.float32)
     center, scale = fit_unit_range(X, per_feature=per_feature)
     X_unit = to_unit_range(X, center, scale)
-    start = time.perf_counter()
-    rows = nearest_neighbour_rows(X_unit, max(n_neighbors_values))
-    neighbours_s = time.perf_counter() - start
     results = []
-    for n_neighbors in n_neighbors_values:
-        own = rows[:, :n_neighbors]  # a row's k nearest are the first k of its k_max nearest
-        purity = float(np.mean(y[own] == y[:, None]))
-        for seed in seeds:
-            start = time.perf_counter()
-            labels = spectral_partition(own, N_CLUSTERS, N_INIT, seed)
-            sizes = np.bincount(labels, minlength=N_CLUSTERS)
-            results.append(
-                dict(
-                    data=name,
-                    n_neighbors=n_neighbors,
-                    seed=seed,
-                    neighbours_of_the_class=purity,
-                    nmi=float(normalized_mutual_info_score(y, labels)),
-                    ari=float(adjusted_rand_score(y, labels)),
-                    smallest_part=int(sizes.min()),
-                    largest_part=int(sizes.max()),
-                    partition_s=time.perf_counter() - start,
-                    neighbours_s=neighbours_s,
-                    rows=len(X),
-                )
-            )
-            print(json.dumps(results[-1]), flush=True)
+    for components in search_components:
+        start = time.perf_counter()
+        rows = nearest_neighbour_rows(X_unit, max(n_neighbors_values), components or None)
+        neighbours_s = time.perf_counter() - start
+        for n_neighbors in n_neighbors_values:
+            # A row's k nearest are the first k of its k_max nearest.
+            own = rows[:, :n_neighbors]
+            purity = float(np.mean(y[own] == y[:, None]))
+            for affinity in affinities:
+                graph = AFFINITIES[affinity](own)
+                for seed in seeds:
+                    start = time.perf_counter()
+                    labels = spectral_partition(graph, N_CLUSTERS, N_INIT, seed)
+                    sizes = np.bincount(labels, minlength=N_CLUSTERS)
+                    results.append(
+                        dict(
+                            data=name,
+                            search_components=components,
+                            n_neighbors=n_neighbors,
+                            affinity=affinity,
+                            seed=seed,
+                            neighbours_of_the_class=purity,
+                            nmi=float(normalized_mutual_info_score(y, labels)),
+                            ari=float(adjusted_rand_score(y, labels)),
+                            smallest_part=int(sizes.min()),
+                            largest_part=int(sizes.max()),
+                            partition_s=time.perf_counter() - start,
+                            neighbours_s=neighbours_s,
+                            rows=len(X),
+                        )
+                    )
+                    print(json.dumps(results[-1]), flush=True)
     return results
 
 
@@ -89,28 +108,35 @@ def report(results, args):
         f" (as GMMCEBMClusterer scales them {'without' if args.per_feature else 'with'}"
         f" `image_shape`); {N_INIT} k-means runs on the eigenvectors; NMI and ARI of the"
         " 10-part partition against the labels of the training rows; 'of the class' is the"
-        " share of the k nearest neighbours that share a row's label.",
+        " share of the k nearest neighbours that share a row's label. 'search' is the"
+        " principal components the neighbours were searched among ('all': every feature);"
+        " 'edges' the weighting: 'shared', the Jaccard index of the two ends' neighbourhoods"
+        " (the clusterer's), or 'connectivity', 1 both ways and 1/2 one way (scikit-learn's"
+        " SpectralClustering).",
         "",
-        "| data | n_neighbors | of the class | NMI per seed | ARI per seed | parts, smallest / "
-        "largest | s per partition |",
-        "|---|---|---|---|---|---|---|",
+        "| data | search | n_neighbors | edges | of the class | NMI per seed | ARI per seed |"
+        " parts, smallest / largest | s per partition |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r["data"], r["n_neighbors"]) for r in results}, key=lambda k: (k[0], k[1]))
-    for data, n_neighbors in keys:
-        rows = [r for r in results if r["data"] == data and r["n_neighbors"] == n_neighbors]
+    setting = ("data", "search_components", "n_neighbors", "affinity")
+    keys = sorted({tuple(r[key] for key in setting) for r in results})
+    for key in keys:
+        rows = [r for r in results if tuple(r[name] for name in setting) == key]
+        data, components, n_neighbors, affinity = key
         lines.append(
-            f"| {data} | {n_neighbors} | {rows[0]['neighbours_of_the_class']:.3f} | "
+            f"| {data} | {components or 'all'} | {n_neighbors} | {affinity} |"
+            f" {rows[0]['neighbours_of_the_class']:.3f} | "
             + ", ".join(f"{r['nmi']:.3f}" for r in rows)
             + " | "
             + ", ".join(f"{r['ari']:.3f}" for r in rows)
             + f" | {rows[0]['smallest_part']} / {rows[0]['largest_part']} | "
             f"{np.mean([r['partition_s'] for r in rows]):.2f} |"
         )
-    neighbours = {r["data"]: r["neighbours_s"] for r in results}
+    neighbours = {(r["data"], r["search_components"] or "all"): r["neighbours_s"] for r in results}
     lines += [
         "",
-        "Seconds to find the neighbours (once per data set, for the largest k): "
-        + ", ".join(f"{data} {s:.1f}" for data, s in neighbours.items())
+        "Seconds to find the neighbours (once per data set and search, for the largest k): "
+        + ", ".join(f"{data} ({search}) {s:.1f}" for (data, search), s in neighbours.items())
         + ".",
     ]
     return lines
@@ -129,13 +155,28 @@ def main(argv=None):
         action="store_false",
         help="scale as the clusterer does with image_shape",
     )
+    parser.add_argument(
+        "--search-components",
+        nargs="+",
+        type=int,
+        default=[NEIGHBOUR_SEARCH_COMPONENTS],
+        help="principal components to search the neighbours among; 0 for all features",
+    )
+    parser.add_argument("--affinity", nargs="+", default=["shared"], choices=sorted(AFFINITIES))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     results = []
     with threadpool_limits(args.threads):
         for name in args.data:
-            results += measure(name, args.n_neighbors, args.seeds, args.per_feature)
+            results += measure(
+                name,
+                args.n_neighbors,
+                args.seeds,
+                args.per_feature,
+                args.search_components,
+                args.affinity,
+            )
     lines = report(results, args)
     print("\n".join(lines))
     if args.output:

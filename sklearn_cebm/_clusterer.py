@@ -25,7 +25,11 @@ from ._mixture_clustering import (
     mixture_attributes,
     warn_empty_clusters,
 )
-from ._neighbour_graph import nearest_neighbour_rows, spectral_partition
+from ._neighbour_graph import (
+    nearest_neighbour_rows,
+    shared_neighbour_affinity,
+    spectral_partition,
+)
 from ._scaling import to_unit_range
 
 __all__ = ["GMMCEBMClusterer"]
@@ -497,7 +501,9 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         """
         if self.init_params != "spectral":
             return np.full(len(rows), NeighbourClusteringMixin.NO_PARTITION, dtype=np.int64)
-        labels = spectral_partition(rows, self.n_clusters, self._n_init(), self.random_state)
+        labels = spectral_partition(
+            shared_neighbour_affinity(rows), self.n_clusters, self._n_init(), self.random_state
+        )
         module = self._module()
         if not module.bias.components_equal():
             energies = self._map_unit(module.bias_method("component_energy"), X_unit, np.float64)

@@ -2,7 +2,8 @@
 
 Knows numpy, scipy and scikit-learn, not torch: the clusterer finds each sample's nearest
 neighbours once per call and hands them to its net; the spectral partition of the same
-graph is where its clustering stage starts.
+graph, its edges weighted by the neighbours the two ends share, is where its clustering
+stage starts.
 """
 
 import warnings
@@ -10,21 +11,44 @@ import warnings
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import spectral_clustering
+from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 
-__all__ = ["nearest_neighbour_rows", "neighbour_affinity", "spectral_partition"]
+__all__ = [
+    "NEIGHBOUR_SEARCH_COMPONENTS",
+    "nearest_neighbour_rows",
+    "neighbour_affinity",
+    "shared_neighbour_affinity",
+    "spectral_partition",
+]
+
+# The neighbours are searched among the leading principal components, as t-SNE's and
+# UMAP's usual pipelines do: the trailing directions of images are mostly pixel noise,
+# which blurs which samples are nearest, and the search in 50 dimensions rather than
+# Fashion-MNIST's 784 took 22 s instead of 144 s
+# (benchmarks/results/spectral_partition.md).
+NEIGHBOUR_SEARCH_COMPONENTS = 50
+
+# shared_neighbour_affinity's products of the membership matrix, this many rows at a time
+# per (n_neighbors + 1) ** 2 entries: about 4 million entries (50 MiB) at a time.
+_SHARED_COUNT_ENTRIES = 2**22
 
 
-def nearest_neighbour_rows(X, n_neighbors):
+def nearest_neighbour_rows(X, n_neighbors, n_components=NEIGHBOUR_SEARCH_COMPONENTS):
     """Row indices of each sample's ``n_neighbors`` nearest other samples, shape (n, k).
 
-    Euclidean distance; fewer neighbours when X has fewer other rows, and the sample
-    itself when it is alone.
+    Euclidean distance, among X's leading ``n_components`` principal components when X
+    has more features than that (all of them with ``n_components=None``); fewer
+    neighbours when X has fewer other rows, and the sample itself when it is alone.
     """
     n_neighbors = min(n_neighbors, X.shape[0] - 1)
     if n_neighbors == 0:
         return np.zeros((X.shape[0], 1), dtype=np.int64)
+    if n_components is not None and X.shape[1] > n_components and X.shape[0] > n_components:
+        # A fixed seed: the projection is a property of the data, not of a model's draw
+        # (and exact, by the covariance's eigenvectors, where features are few).
+        X = PCA(n_components, random_state=0).fit_transform(X)
     # kneighbors() without X leaves each sample out of its own neighbours, duplicates or not.
     rows = NearestNeighbors(n_neighbors=n_neighbors).fit(X).kneighbors(return_distance=False)
     return rows.astype(np.int64)
@@ -56,21 +80,76 @@ def neighbour_affinity(rows):
     return ((adjacency + adjacency.T) * 0.5).tocsr()
 
 
-def spectral_partition(rows, n_clusters, n_init, random_state):
-    """Labels of the spectral clustering of the neighbour graph ``rows``, shape (n,).
+def _membership(rows):
+    """The 0/1 matrix of each sample's closed neighbourhood: itself and its neighbours."""
+    n_samples, n_neighbors = rows.shape
+    columns = np.column_stack([np.arange(n_samples), rows]).ravel()
+    pointers = np.arange(0, n_samples * (n_neighbors + 1) + 1, n_neighbors + 1)
+    members = sparse.csr_matrix(
+        (np.ones(len(columns)), columns, pointers), shape=(n_samples, n_samples)
+    )
+    members.sum_duplicates()  # a lone sample lists itself twice
+    members.data[:] = 1.0
+    return members
 
-    The normalised spectral clustering of the symmetric k-nearest-neighbour graph
-    (:func:`neighbour_affinity`): k-means on the graph Laplacian's first ``n_clusters``
-    eigenvectors (Ng, Jordan & Weiss, 2002; von Luxburg, 2007), by
-    :func:`sklearn.cluster.spectral_clustering` with the LOBPCG eigensolver (ARPACK's
-    shift-invert took minutes on 60,000 samples, LOBPCG three seconds). It is the relaxed
-    minimiser of the normalised cut: the partition of the graph into ``n_clusters`` parts
-    of comparable volume with the fewest edges between them.
+
+def shared_neighbour_affinity(rows):
+    """The symmetric k-nearest-neighbour graph, each edge weighted by the share of
+    neighbours its two ends have in common, sparse.
+
+    An edge joins i and j where either is one of the other's neighbours (the edges of
+    :func:`neighbour_affinity`); its weight is the Jaccard index
+    ``|N[i] & N[j]| / |N[i] | N[j]|`` of their closed neighbourhoods (each sample with its
+    ``n_neighbors`` neighbours), in ``(0, 1]``: the shared-nearest-neighbour similarity
+    (Jarvis & Patrick, 1973) that PhenoGraph clusters (Levine et al., 2015). Two samples
+    inside one dense region share most of their neighbours; an edge that bridges two
+    regions, through a sample on the edge of each, shares few, so the bridge weighs
+    little in the cut and a hub among the neighbour lists does not tie regions together.
 
     Parameters
     ----------
     rows : ndarray of shape (n_samples, n_neighbors)
-        Each sample's neighbours' rows.
+        Each sample's neighbours' rows (:func:`nearest_neighbour_rows`).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+    """
+    members = _membership(rows)
+    edges = neighbour_affinity(rows)
+    edges.data[:] = 1.0
+    sizes = np.asarray(members.sum(axis=1)).ravel()
+    chunk = max(1, _SHARED_COUNT_ENTRIES // (rows.shape[1] + 1) ** 2)
+    blocks = []
+    for start in range(0, rows.shape[0], chunk):
+        stop = min(start + chunk, rows.shape[0])
+        # Shared counts on the graph's edges only: the product holds every pair two
+        # steps apart, the mask keeps the neighbours'.
+        shared = (members[start:stop] @ members.T).multiply(edges[start:stop]).tocsr()
+        blocks.append(shared)
+    shared = sparse.vstack(blocks).tocsr()
+    shared.sort_indices()
+    rows_of = np.repeat(np.arange(shared.shape[0]), np.diff(shared.indptr))
+    union = sizes[rows_of] + sizes[shared.indices] - shared.data
+    shared.data = shared.data / union
+    return shared
+
+
+def spectral_partition(affinity, n_clusters, n_init, random_state):
+    """Labels of the spectral clustering of the graph ``affinity``, shape (n,).
+
+    The normalised spectral clustering of a symmetric sparse graph, such as
+    :func:`shared_neighbour_affinity`'s: k-means on the graph Laplacian's first
+    ``n_clusters`` eigenvectors (Ng, Jordan & Weiss, 2002; von Luxburg, 2007), by
+    :func:`sklearn.cluster.spectral_clustering` with the LOBPCG eigensolver (ARPACK's
+    shift-invert took minutes on 60,000 samples, LOBPCG three seconds). It is the relaxed
+    minimiser of the normalised cut: the partition of the graph into ``n_clusters`` parts
+    of comparable volume with the least edge weight between them.
+
+    Parameters
+    ----------
+    affinity : scipy.sparse matrix of shape (n_samples, n_samples)
+        The graph's symmetric, non-negative edge weights.
     n_clusters : int
         Parts; at most ``n_samples``.
     n_init : int
@@ -83,7 +162,7 @@ def spectral_partition(rows, n_clusters, n_init, random_state):
     ndarray of shape (n_samples,), dtype int64
         Labels in ``[0, n_clusters)``.
     """
-    n_samples = rows.shape[0]
+    n_samples = affinity.shape[0]
     if n_clusters == 1:
         return np.zeros(n_samples, dtype=np.int64)
     if n_clusters >= n_samples:
@@ -99,7 +178,7 @@ def spectral_partition(rows, n_clusters, n_init, random_state):
         warnings.filterwarnings("ignore", message="Exited at iteration")
         warnings.filterwarnings("ignore", message="Exited postprocessing")
         labels = spectral_clustering(
-            neighbour_affinity(rows),
+            affinity,
             n_clusters=n_clusters,
             n_init=n_init,
             eigen_solver="lobpcg",

@@ -292,15 +292,19 @@ def test_clustering_few_label_writes_both_rows(tmp_path):
     assert "| GMMCEBMClusterer |" in output.read_text()
 
 
-def test_spectral_partition_reports_every_neighbour_count_and_seed(tmp_path):
+def test_spectral_partition_reports_every_setting_and_seed(tmp_path):
     script = _load_script("spectral_partition")
     output = tmp_path / "partition.md"
     argv = ["--data", "digits", "--n-neighbors", "5", "10", "--seeds", "0", "1"]
+    argv += ["--search-components", "50", "0", "--affinity", "shared", "connectivity"]
     results = script.main([*argv, "--output", str(output)])
-    assert [(r["n_neighbors"], r["seed"]) for r in results] == [(5, 0), (5, 1), (10, 0), (10, 1)]
+    settings = [(r["search_components"], r["n_neighbors"], r["affinity"]) for r in results]
+    assert len(results) == 16 and len(set(settings)) == 8
+    assert [r["seed"] for r in results] == [0, 1] * 8
     # The digits' graph is good: its partition is far above chance.
     assert all(r["nmi"] > 0.7 and 0.9 < r["neighbours_of_the_class"] <= 1 for r in results)
-    assert "| digits | 10 |" in output.read_text()
+    text = output.read_text()
+    assert "| digits | 50 | 10 | shared |" in text and "| digits | all | 5 | connectivity |" in text
     saved = json.loads(output.with_suffix(".json").read_text())["results"]
     assert saved == results
 

@@ -19,7 +19,7 @@ from skorch.callbacks import Callback
 from sklearn_cebm import GMMCEBMClusterer, TrainingDivergedError
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
-from sklearn_cebm._neighbour_graph import spectral_partition
+from sklearn_cebm._neighbour_graph import shared_neighbour_affinity, spectral_partition
 
 from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
@@ -508,7 +508,7 @@ def test_gmmcebmclusterer_clustering_stage_fits_the_spectral_partition(blobs):
     assert clustering[-1]["partition_nll"] < clustering[0]["partition_nll"]
     X_unit = clusterer._inference(lambda x: x, X)
     rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
-    partition = spectral_partition(rows, 3, n_init=10, random_state=3)
+    partition = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=10, random_state=3)
     assert adjusted_rand_score(y, partition) == 1.0  # the blobs are the graph's pieces
     np.testing.assert_array_equal(clusterer.labels_, partition)  # and the model learned them
 
@@ -536,7 +536,7 @@ def test_gmmcebmclusterer_continued_training_names_the_parts_after_its_clusters(
     X_unit = clusterer._inference(lambda x: x, X)
     rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
     # Another random state's partition names the same blobs otherwise...
-    renamed = spectral_partition(rows, 3, n_init=10, random_state=1)
+    renamed = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=10, random_state=1)
     assert adjusted_rand_score(renamed, clusterer.labels_) == 1.0
     assert not np.array_equal(renamed, clusterer.labels_)
     # ...but a continued training is given the names of the model's clusters.

@@ -103,9 +103,9 @@ fig.tight_layout()
 # %%
 # What this shows
 # ---------------
-# In one run of this example (one torch thread, 10 fits in 40 s) the held-out modularity
-# peaks at six clusters (0.753, against 0.715 at five and 0.750 at seven), where the
-# clusters also agree best with the digits (NMI 0.890, against 0.874 at five): a sixth
+# In one run of this example (one torch thread, 10 fits in 45 s) the held-out modularity
+# peaks at six clusters (0.753, against 0.710 at five and 0.743 at seven), where the
+# clusters also agree best with the digits (NMI 0.894, against 0.862 at five): a sixth
 # cluster cost the NMI nothing here, and the two criteria agree. The true number, five,
 # is 0.04 below the peak. The BIC of the Gaussian mixture keeps falling to the largest
 # number tried, as it does on the pixels in the benchmark, because the pixels' density

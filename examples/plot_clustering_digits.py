@@ -116,12 +116,13 @@ fig.tight_layout()
 # ``CEBMEncoder``'s codes: NMI 0.59, below k-means on the pixels at 0.74): they spread
 # along directions that are not the digits. The neighbour graph does: 96.5% of a
 # digit's 10 nearest neighbours are the same digit. In one run of this example (one
-# torch thread) the defaults learn the graph's spectral partition to NMI 0.899 and
-# ARI 0.813, with all ten clusters used and 97.6% of the neighbour pairs in one
-# cluster, in 26 s; the same for seeds 0, 1 and 2 in the benchmark
+# torch thread, the other core busy) the defaults learn the spectral partition of that
+# graph, its edges weighted by the neighbours their ends share, to NMI 0.897 and ARI
+# 0.808, with all ten clusters used and 97.8% of the neighbour pairs in one cluster, in
+# 28 s; the same for seeds 0, 1 and 2 in the benchmark
 # (``benchmarks/results/clustering.md``), as the partition depends on the data only.
-# One run of the previous default gave NMI 0.869 and ARI 0.848 in 30 s here, but its
+# One run of the previous default gave NMI 0.866 and ARI 0.846 in 31 s here, but its
 # runs vary with the seed (0.83-0.88 in ``benchmarks/results/clustering_screening.md``,
 # and a run can collapse), which is why it ran three and kept one. The partition's ARI
-# is the lower one: it merges two digits into one part of 370 and keeps 27 outlying
+# is the lower one: it merges two digits into one part of 375 and keeps 27 outlying
 # digits in a part of their own (``benchmarks/results/spectral_partition.md``).

@@ -100,11 +100,13 @@ def _matched_labels(labels, reference, n_labels):
     learn_weights : bool
         Learn the mixing weights ``pi`` of the bias; uniform and fixed otherwise.
     n_neighbors : int
-        Nearest neighbours of each training sample, in the scaled input space, that make
-        the neighbour graph the clustering stage starts from (see Notes). 10, as
+        Nearest neighbours of each training sample, in the scaled input space (among its
+        50 leading principal components where it has more features), that make the
+        neighbour graph the clustering stage starts from (see Notes). 10, as
         :class:`~sklearn.cluster.SpectralClustering` has it: the graph's spectral
-        partition reached NMI 0.899 on the digits and 0.630 on Fashion-MNIST's training
-        images with 10, 0.848 and 0.604 with 20 (``benchmarks/results/clustering.md``).
+        partition reached NMI 0.896 on the digits and 0.661-0.662 on Fashion-MNIST's
+        training images with 10; from 5 to 20 neighbours 0.852-0.896 and 0.618-0.673
+        (``benchmarks/results/spectral_partition.md``).
         With ``init_params`` other than 'spectral', the neighbours each sample is pulled
         towards; 20 did better there (``benchmarks/results/clustering_n_neighbors.md``).
     cluster_balance : float
@@ -232,20 +234,29 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     **The spectral start** (``init_params='spectral'``, the default). The class is taken
     to be constant on connected regions of high density (the cluster assumption), which
     the graph of each sample's ``n_neighbors`` nearest neighbours (Euclidean, in the
-    scaled input space) traces: 96.5% of the digits' 10 nearest neighbours share their
-    class, 81% of Fashion-MNIST's. The normalised spectral clustering of that graph (Ng,
+    scaled input space, among its 50 leading principal components where it has more
+    features) traces: 96.5% of the digits' 10 nearest neighbours share their class, 81%
+    of Fashion-MNIST's. Each edge of the graph weighs the share of neighbours its two
+    ends have in common (the Jaccard index of their neighbourhoods; Jarvis & Patrick,
+    1973, as PhenoGraph weighs it): an edge inside a dense region weighs nearly 1, one
+    that bridges two regions little. The normalised spectral clustering of that graph (Ng,
     Jordan & Weiss, 2002; von Luxburg, 2007) solves the relaxation of its normalised cut:
-    the partition into ``n_clusters`` parts of comparable volume with the fewest edges
-    between them, found globally, by an eigenproblem, rather than by descent from a
-    placement. Each component is then placed at the mean of its part's codes, its stds
-    matched to their spread (the M-step of a Gaussian mixture on the codes given the
-    partition), the components are pulled towards their average as described under
-    Seeding, and the clustering stage descends the cross-entropy of ``p(y | x)`` against
-    the parts, with labels smoothed by 0.1 so that the evidences cannot run away from one
-    another (the part's cluster is the target at 0.91, each other at 0.01 for L = 10,
-    so ``predict_proba`` gives about 0.91 where the model has learned the part): the
-    model learns the partition, so that :meth:`predict` extends it to new samples
-    through the encoder. The neighbour-consistency stage below, from k-means++
+    the partition into ``n_clusters`` parts of comparable volume with the least edge
+    weight between them, found globally, by an eigenproblem, rather than by descent from
+    a placement. The shared-neighbour weights raised the partition's NMI on
+    Fashion-MNIST's training images from 0.605 to 0.661 with the neighbours searched
+    among 50 components (0.629 to 0.638 among all 784 pixels), and changed it on the
+    digits by -0.003 to +0.016 from 5 to 20 neighbours; the search among 50 components
+    took 25 s rather than 137 s on Fashion-MNIST
+    (``benchmarks/results/spectral_partition.md``). Each component is then placed at the
+    mean of its part's codes, its stds matched to their spread (the M-step of a Gaussian
+    mixture on the codes given the partition), the components are pulled towards their
+    average as described under Seeding, and the clustering stage descends the cross-entropy
+    of ``p(y | x)`` against the parts, with labels smoothed by 0.1 so that the evidences
+    cannot run away from one another (the part's cluster is the target at 0.91, each other
+    at 0.01 for L = 10, so ``predict_proba`` gives about 0.91 where the model has learned
+    the part): the model learns the partition, so that :meth:`predict` extends it to new
+    samples through the encoder. The neighbour-consistency stage below, from k-means++
     placements, was the previous default: on the digits it converged slowly (the NMI
     still rose after 134 epochs) and into local optima the neighbours cannot undo (in
     one fit the ones and the eights shared two clusters), and reached NMI 0.826, 0.878
@@ -311,8 +322,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
 
     **What matters.** ``n_neighbors``; the neighbours in the input space are good where
     nearby inputs share a class (96.5% of the digits' 10 nearest neighbours do, 93.8% of
-    their 20). Where distances between the raw inputs mean little, pass features in
-    which they do.
+    their 20; 81% and 80% of Fashion-MNIST's). Where distances between the raw inputs
+    mean little, pass features in which they do.
 
     **Sampling.** :meth:`sample` draws from the marginal ``p(x)`` or, given ``component``,
     from ``p(x | y)`` by SGLD on ``E(x, y)``. Unlike :meth:`GaussianMixture.sample
@@ -330,6 +341,12 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     NIPS 2001 (2002).
 
     U. von Luxburg. A tutorial on spectral clustering. Statistics and Computing 17, 2007.
+
+    R. A. Jarvis, E. A. Patrick. Clustering using a similarity measure based on shared
+    near neighbors. IEEE Transactions on Computers C-22, 1973.
+
+    J. H. Levine et al. Data-driven phenotypic dissection of AML reveals progenitor-like
+    cells that correlate with prognosis (PhenoGraph). Cell 162, 2015.
 
     Examples
     --------
@@ -483,7 +500,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         rows = self.__dict__.pop("_shared_neighbours", None)
         if rows is None:
             rows = nearest_neighbour_rows(X_unit, self.n_neighbors)
-            # fit's likelihood stage hands them on to the runs: 49 s on 60,000 images.
+            # fit's likelihood stage hands them on to the runs: 25 s on 60,000 images.
             found = self.__dict__.get("_neighbours_found")
             if found is not None:
                 found.append(rows)

@@ -19,7 +19,11 @@ from skorch.callbacks import Callback
 from sklearn_cebm import GMMCEBMClusterer, TrainingDivergedError
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
-from sklearn_cebm._neighbour_graph import shared_neighbour_affinity, spectral_partition
+from sklearn_cebm._neighbour_graph import (
+    neighbour_affinity,
+    shared_neighbour_affinity,
+    spectral_partition,
+)
 
 from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
@@ -511,6 +515,20 @@ def test_gmmcebmclusterer_clustering_stage_fits_the_spectral_partition(blobs):
     partition = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=10, random_state=3)
     assert adjusted_rand_score(y, partition) == 1.0  # the blobs are the graph's pieces
     np.testing.assert_array_equal(clusterer.labels_, partition)  # and the model learned them
+
+
+def test_gmmcebmclusterer_partitions_the_shared_neighbour_graph():
+    # Without clusters in the data the two weightings part the square differently: the
+    # fit starts from the shared-neighbour graph's partition.
+    X = np.random.RandomState(0).uniform(size=(120, 2))
+    clusterer = GMMCEBMClusterer(**SETTINGS, random_state=0).fit(X)
+    X_unit = clusterer._inference(lambda x: x, X)
+    rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
+    partition = clusterer._partition(X_unit, rows)
+    shared = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=1, random_state=0)
+    plain = spectral_partition(neighbour_affinity(rows), 3, n_init=1, random_state=0)
+    assert adjusted_rand_score(partition, shared) == 1.0  # up to the parts' names
+    assert adjusted_rand_score(partition, plain) < 0.9
 
 
 def test_gmmcebmclusterer_places_each_component_on_its_parts_codes(X):

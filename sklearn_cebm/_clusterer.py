@@ -143,15 +143,16 @@ def _matched_labels(labels, reference, n_labels):
         neighbours into one cluster (the previous default; slower, and on the digits
         NMI 0.83 against 0.90).
     n_init : int or 'auto'
-        With 'spectral', the runs of k-means on the graph's eigenvectors, the one of
-        least inertia kept; 'auto' makes 10, as :func:`~sklearn.cluster.spectral_clustering`
-        does (with 3, one random state of eight ended in a partition of NMI 0.853 rather
-        than 0.899 on the digits). Otherwise, runs of the placement and the clustering stage,
-        each from its own seed, after one shared likelihood stage; each trains half the
-        stage, and the one whose clusters agree most with the neighbours then trains the
-        rest (see :meth:`fit`). The runs share the ``callbacks`` given, which thus see
-        the whole fit. ``partial_fit`` and a warm-started ``fit`` train the one model
-        they have; 'auto' makes 3.
+        With 'spectral', the runs of k-means on the graph's eigenvectors, the one of least
+        inertia kept; 'auto' makes 10, as :func:`~sklearn.cluster.spectral_clustering` does
+        (on the digits, a single run ended in a partition of NMI 0.864 rather than 0.896 for
+        two random states of eight, 3 runs in 0.896 for all eight;
+        ``benchmarks/results/spectral_partition_n_init.md``). Otherwise, runs of the
+        placement and the clustering stage, each from its own seed, after one shared
+        likelihood stage; each trains half the stage, and the one whose clusters agree most
+        with the neighbours then trains the rest (see :meth:`fit`). The runs share the
+        ``callbacks`` given, which thus see the whole fit. ``partial_fit`` and a
+        warm-started ``fit`` train the one model they have; 'auto' makes 3.
     encoder : {'auto', 'mlp', 'cnn'} or torch.nn.Module
         As in :class:`CEBMEncoder`.
     max_iter : int

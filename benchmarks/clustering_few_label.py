@@ -55,6 +55,13 @@ def parse_args(argv=None):
         default=None,
         help="the clusterer's clustering_updates (default its own)",
     )
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        default=["GMMCEBMClusterer", "CEBMEncoder"],
+        choices=["GMMCEBMClusterer", "CEBMEncoder"],
+        help="whose codes to score",
+    )
     parser.add_argument("--output", default=None, help="markdown report")
     return parser.parse_args(argv)
 
@@ -93,7 +100,8 @@ def main(argv=None):
     if args.clustering_updates is not None:
         estimators["GMMCEBMClusterer"].set_params(clustering_updates=args.clustering_updates)
     rows = {}
-    for name, estimator in estimators.items():
+    for name in args.estimators:
+        estimator = estimators[name]
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerWarning)

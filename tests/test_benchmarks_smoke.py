@@ -290,6 +290,8 @@ def test_clustering_few_label_writes_both_rows(tmp_path):
         assert set(accuracy) == {1, 2, None}
         assert all(0.0 <= mean <= 1.0 for mean, _ in accuracy.values())
     assert "| GMMCEBMClusterer |" in output.read_text()
+    only = script.main([*argv, "--estimators", "CEBMEncoder"])
+    assert set(only) == {"CEBMEncoder"} and "| GMMCEBMClusterer |" not in output.read_text()
 
 
 def test_spectral_partition_reports_every_setting_and_seed(tmp_path):

@@ -79,10 +79,15 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     source = "fashion-mnist" if fashion_mnist_available() else "synthetic"
     X_train, y_train, X_test, y_test = load_images(source, args.n_train, args.n_test, rng)
-    estimators = {
-        "GMMCEBMClusterer": GMMCEBMClusterer(n_clusters=10, random_state=args.seed, **settings),
-        "CEBMEncoder": CEBMEncoder(random_state=args.seed, **settings),
+    # Built only when asked for, so that --estimators GMMCEBMClusterer takes its own
+    # parameters (clustering_learning_rate=...) through --set.
+    factories = {
+        "GMMCEBMClusterer": lambda: GMMCEBMClusterer(
+            n_clusters=10, random_state=args.seed, **settings
+        ),
+        "CEBMEncoder": lambda: CEBMEncoder(random_state=args.seed, **settings),
     }
+    estimators = {name: factories[name]() for name in args.estimators}
     lines = [
         "# Few-label accuracy from the codes",
         "",
@@ -97,7 +102,7 @@ def main(argv=None):
         markdown_row(["codes", *(f"{b or 'all'} / class" for b in budgets), "s per fit"]),
         markdown_row(["---"] * (len(budgets) + 2)),
     ]
-    if args.clustering_updates is not None:
+    if args.clustering_updates is not None and "GMMCEBMClusterer" in estimators:
         estimators["GMMCEBMClusterer"].set_params(clustering_updates=args.clustering_updates)
     rows = {}
     for name in args.estimators:

@@ -292,6 +292,9 @@ def test_clustering_few_label_writes_both_rows(tmp_path):
     assert "| GMMCEBMClusterer |" in output.read_text()
     only = script.main([*argv, "--estimators", "CEBMEncoder"])
     assert set(only) == {"CEBMEncoder"} and "| GMMCEBMClusterer |" not in output.read_text()
+    # A parameter of the clusterer alone, for the clusterer alone.
+    argv += ["--set", "clustering_learning_rate=1e-4", "--estimators", "GMMCEBMClusterer"]
+    assert set(script.main(argv)) == {"GMMCEBMClusterer"}
 
 
 def test_spectral_partition_reports_every_setting_and_seed(tmp_path):

@@ -105,8 +105,7 @@ def main(argv=None):
     if args.clustering_updates is not None and "GMMCEBMClusterer" in estimators:
         estimators["GMMCEBMClusterer"].set_params(clustering_updates=args.clustering_updates)
     rows = {}
-    for name in args.estimators:
-        estimator = estimators[name]
+    for name, estimator in estimators.items():
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerWarning)

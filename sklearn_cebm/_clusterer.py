@@ -120,10 +120,10 @@ def _matched_labels(labels, reference, n_labels):
         likelihood training; rounded up to whole epochs. 'auto' makes 2,000 updates, or
         ``n_neighbors`` epochs where those are more: on small data the stage costs the
         same whatever the size (the digits' 2,000 updates are 134 epochs). Learning the
-        spectral partition needs fewer: with hard labels, on the digits ``labels_``
-        reached NMI 0.884 after 20 epochs and 0.899 after 40, on Fashion-MNIST's test
-        images 0.621 after 2 and 0.625 after 10
-        (``benchmarks/results/clustering_spectral_start.md``). The
+        spectral partition needs fewer: with hard labels, on the plain graph that preceded
+        the shared-neighbour weights, on the digits ``labels_`` reached NMI 0.884 after 20
+        epochs and 0.899 after 40, on Fashion-MNIST's test images 0.621 after 2 and 0.625
+        after 10 (``benchmarks/results/clustering_spectral_start.md``). The
         neighbour stage of the other ``init_params`` needs more: on large data 'auto'
         pairs each sample, in expectation, once with each of its neighbours (each update
         draws one per sample), and on Fashion-MNIST's 60,000 images four runs from one

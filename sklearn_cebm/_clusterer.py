@@ -132,9 +132,6 @@ def _matched_labels(labels, reference, n_labels):
         (``benchmarks/results/clustering_start_certainty.md``).
     clustering_learning_rate : float
         Adam's step size in the clustering stage.
-    clustering_likelihood : bool
-        Keep training the likelihood in the clustering stage: each update adds the
-        objective's own update to the clustering terms'.
     init_params : {'spectral', 'k-means++', 'k-means', 'random'}
         How the clustering stage starts at the end of the likelihood stage (see Notes).
         'spectral': the spectral clustering of the neighbour graph partitions the
@@ -374,7 +371,6 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         "cluster_balance": [Interval(Real, 0, None, closed="left")],
         "clustering_updates": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "clustering_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "clustering_likelihood": ["boolean"],
         "init_params": [StrOptions({"spectral", "k-means", "k-means++", "random"})],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     }
@@ -389,7 +385,6 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         cluster_balance=5.0,
         clustering_updates="auto",
         clustering_learning_rate=3e-4,
-        clustering_likelihood=False,
         init_params="spectral",
         n_init="auto",
         encoder="auto",
@@ -422,7 +417,6 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         self.cluster_balance = cluster_balance
         self.clustering_updates = clustering_updates
         self.clustering_learning_rate = clustering_learning_rate
-        self.clustering_likelihood = clustering_likelihood
         self.init_params = init_params
         self.n_init = n_init
         self.encoder = encoder
@@ -459,15 +453,10 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         "cluster_balance",
         "clustering_updates",
         "clustering_learning_rate",
-        "clustering_likelihood",
     }
 
     def _net_settings(self):
-        return dict(
-            super()._net_settings(),
-            clustering_lr=self.clustering_learning_rate,
-            clustering_likelihood=self.clustering_likelihood,
-        )
+        return dict(super()._net_settings(), clustering_lr=self.clustering_learning_rate)
 
     def _clustering_update_count(self, n_samples):
         """Updates of the clustering stage on ``n_samples`` rows (``clustering_updates``)."""
@@ -499,11 +488,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         )
 
     def _net_params(self):
-        return dict(
-            likelihood_epochs=self.max_iter,
-            clustering_lr=self.clustering_learning_rate,
-            clustering_likelihood=self.clustering_likelihood,
-        )
+        return dict(likelihood_epochs=self.max_iter, clustering_lr=self.clustering_learning_rate)
 
     def _full_fit_epochs(self, n_samples):
         clustering_updates = self._clustering_update_count(n_samples)

@@ -79,20 +79,11 @@ class NeighbourClusteringMixin:
     # axis of one cluster's codes, few enough to cost less than a few updates.
     RELOCATION_ROWS = 4096
 
-    def __init__(
-        self,
-        *args,
-        likelihood_epochs,
-        clustering_lr,
-        relocation_updates=0,
-        clustering_likelihood=False,
-        **kwargs,
-    ):
+    def __init__(self, *args, likelihood_epochs, clustering_lr, relocation_updates=0, **kwargs):
         super().__init__(*args, **kwargs)
         self.likelihood_epochs = likelihood_epochs
         self.clustering_lr = clustering_lr
         self.relocation_updates = relocation_updates
-        self.clustering_likelihood = clustering_likelihood
 
     def in_clustering_stage(self):
         """Whether the current epoch (the last in ``history``) is a clustering epoch."""
@@ -146,20 +137,8 @@ class NeighbourClusteringMixin:
         x = x.to(self.device, torch.float32)
         # A partition is given for all samples or for none (NO_PARTITION).
         if labels[0] != self.NO_PARTITION:
-            step = self._partition_step(x, labels)
-        else:
-            step = self._consistency_step(x, neighbours)
-        if not getattr(self, "clustering_likelihood", False):
-            return step
-        # The net's own update adds its gradients to the clustering terms': with a
-        # partition, -log p(x) - log p(y | x) = -log p(x, y).
-        bias_parameters = list(self.module_.bias.parameters())
-        kept = [None if p.grad is None else p.grad.clone() for p in bias_parameters]
-        likelihood = super().train_step_single(batch, **fit_params)
-        if getattr(self, "likelihood_spares_bias", False):
-            for parameter, grad in zip(bias_parameters, kept, strict=True):
-                parameter.grad = grad
-        return {"loss": step["loss"] + likelihood["loss"], "y_pred": step["y_pred"]}
+            return self._partition_step(x, labels)
+        return self._consistency_step(x, neighbours)
 
     def _partition_step(self, x, labels):
         """Descend ``-log p(y = label | x)``, the cross-entropy of the partition."""

@@ -5,7 +5,6 @@ tested over all of them in tests/test_common.py.
 """
 
 import math
-import pickle
 import threading
 
 import numpy as np
@@ -25,7 +24,6 @@ from sklearn_cebm._neighbour_graph import (
     shared_neighbour_affinity,
     spectral_partition,
 )
-from sklearn_cebm._training import PCDNet
 
 from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
@@ -598,39 +596,3 @@ def test_gmmcebmclusterer_diverging_clustering_stage_raises_and_keeps_the_estima
     with pytest.raises(TrainingDivergedError, match=r"partition_nll .* Lower clustering_learning"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_")
-
-
-def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):
-    # With clustering_likelihood, a clustering update descends -log p(x) - log p(y | x):
-    # its gradients are the cross-entropy's plus the PCD update's, on the same batch and
-    # from the same chains.
-    settings = {**SETTINGS, "clustering_likelihood": True}
-    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
-    assert all("energy_gap" in epoch for epoch in clusterer.history_)
-    X_unit = clusterer._inference(lambda x: x, X)
-    targets = clusterer._training_targets(X_unit)
-    batch = (torch.as_tensor(X_unit[:32], dtype=torch.float32), torch.as_tensor(targets[:32]))
-    saved = pickle.dumps(clusterer.net_)
-
-    def gradients(step):
-        net = pickle.loads(saved)
-        assert net.in_clustering_stage()
-        net.optimizer_.zero_grad()
-        step(net, batch)
-        return [
-            torch.zeros_like(p) if p.grad is None else p.grad.clone()
-            for p in net.module_.parameters()
-        ]
-
-    joint = gradients(ClusteringPCDNet.train_step_single)
-    partition = gradients(lambda net, b: net._partition_step(b[0], b[1][:, 0]))
-    likelihood = gradients(PCDNet.train_step_single)
-    assert all(g.abs().sum() > 0 for g in likelihood[:2])  # the encoder's first layer
-    for total, *parts in zip(joint, partition, likelihood, strict=True):
-        torch.testing.assert_close(total, parts[0] + parts[1])
-    # Without it, the update is the cross-entropy's alone.
-    clusterer.net_.clustering_likelihood = False
-    saved = pickle.dumps(clusterer.net_)
-    without = gradients(ClusteringPCDNet.train_step_single)
-    for alone, expected in zip(without, partition, strict=True):
-        torch.testing.assert_close(alone, expected)

@@ -27,7 +27,9 @@ __all__ = [
 # UMAP's usual pipelines do: the trailing directions of images are mostly pixel noise.
 # On Fashion-MNIST the search took 25 s instead of 137 s among the 784 pixels, and the
 # shared-neighbour partition's NMI rose from 0.638 to 0.661 (the plain graph's fell from
-# 0.629 to 0.605; benchmarks/results/spectral_partition.md).
+# 0.629 to 0.605; benchmarks/results/spectral_partition.md). 50 is the smallest number on
+# the plateau of both data sets: 75 and 100 components gave the same partitions within
+# 0.002, 10 to 40 worse or unstable ones (spectral_partition_components.md).
 NEIGHBOUR_SEARCH_COMPONENTS = 50
 
 # shared_neighbour_affinity's products of the membership matrix, this many rows at a time

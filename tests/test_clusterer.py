@@ -5,6 +5,7 @@ tested over all of them in tests/test_common.py.
 """
 
 import math
+import pickle
 import threading
 
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn_cebm._neighbour_graph import (
     shared_neighbour_affinity,
     spectral_partition,
 )
+from sklearn_cebm._training import PCDNet
 
 from .conftest import CHEAP_SETTINGS, allow_empty_clusters
 
@@ -596,3 +598,58 @@ def test_gmmcebmclusterer_diverging_clustering_stage_raises_and_keeps_the_estima
     with pytest.raises(TrainingDivergedError, match=r"partition_nll .* Lower clustering_learning"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_")
+
+
+def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):
+    # With clustering_likelihood, a clustering update descends -log p(x) / D - log p(y | x):
+    # its gradients are the cross-entropy's plus the PCD update's over the D = 4
+    # features, on the same batch and from the same chains.
+    settings = {**SETTINGS, "clustering_likelihood": True}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    assert all("energy_gap" in epoch for epoch in clusterer.history_)
+    X_unit = clusterer._inference(lambda x: x, X)
+    targets = clusterer._training_targets(X_unit)
+    batch = (torch.as_tensor(X_unit[:32], dtype=torch.float32), torch.as_tensor(targets[:32]))
+    saved = pickle.dumps(clusterer.net_)
+
+    def gradients(step):
+        net = pickle.loads(saved)
+        assert net.in_clustering_stage()
+        net.optimizer_.zero_grad()
+        step(net, batch)
+        return [
+            torch.zeros_like(p) if p.grad is None else p.grad.clone()
+            for p in net.module_.parameters()
+        ]
+
+    joint = gradients(ClusteringPCDNet.train_step_single)
+    partition = gradients(lambda net, b: net._partition_step(b[0], b[1][:, 0]))
+    likelihood = gradients(PCDNet.train_step_single)
+    assert all(g.abs().sum() > 0 for g in likelihood[:2])  # the encoder's first layer
+    for total, *parts in zip(joint, partition, likelihood, strict=True):
+        torch.testing.assert_close(total, parts[0] + parts[1] / X.shape[1])
+    # Without it, the update is the cross-entropy's alone.
+    clusterer.net_.clustering_likelihood = False
+    saved = pickle.dumps(clusterer.net_)
+    without = gradients(ClusteringPCDNet.train_step_single)
+    for alone, expected in zip(without, partition, strict=True):
+        torch.testing.assert_close(alone, expected)
+
+
+class _ChainsAtStageStart(Callback):
+    """Notes whether the chains were kept when the clustering stage began."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == net.likelihood_epochs + 1:
+            self.chains_kept_ = net.replay_buffer_ is not None
+
+
+@pytest.mark.parametrize("likelihood", [False, True])
+def test_gmmcebmclusterer_clustering_likelihood_restarts_the_chains(X, likelihood):
+    # The placed components make a new energy: with the likelihood kept, its chains
+    # start afresh rather than from where the old energy left them.
+    settings = {**SETTINGS, "clustering_likelihood": likelihood}
+    callback = _ChainsAtStageStart()
+    clusterer = GMMCEBMClusterer(**settings, callbacks=[callback], random_state=0).fit(X)
+    (seen,) = [cb for _, cb in clusterer.net_.callbacks_ if isinstance(cb, _ChainsAtStageStart)]
+    assert seen.chains_kept_ is not likelihood

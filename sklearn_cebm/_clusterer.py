@@ -144,8 +144,12 @@ def _matched_labels(labels, reference, n_labels):
         30 epochs of likelihood: 52.0 / 70.6 / 79.2 / 83.2%), the test NMI 0.614 against
         0.611, at 1.7 times the fit's time (each update runs the sampler). On the digits
         the clusters were the same (NMI 0.895-0.898) at three times the time with the MLP.
-        The likelihood undivided outweighed the cross-entropy: on the digits' conv net it
-        flattened ``p(y | x)`` until 4 of 10 clusters were used
+        With the MLP on all 60,000 Fashion-MNIST images, fit raised
+        :class:`TrainingDivergedError` in the clustering stage: the model samples'
+        energy under the placed mixture passed 2.6e6, also from restarted chains; use it
+        with the conv net, where it was measured to help. The likelihood undivided
+        outweighed the cross-entropy: on the digits' conv net it flattened ``p(y | x)``
+        until 4 of 10 clusters were used
         (``benchmarks/results/clustering_few_label_conv_10k.md``). Without a partition
         (``init_params`` other than 'spectral') it is added to the neighbour terms.
     init_params : {'spectral', 'k-means++', 'k-means', 'random'}

@@ -598,6 +598,11 @@ def test_gmmcebmclusterer_diverging_clustering_stage_raises_and_keeps_the_estima
     with pytest.raises(TrainingDivergedError, match=r"partition_nll .* Lower clustering_learning"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_")
+    # With the likelihood kept, the advice names it too.
+    clusterer.set_params(clustering_likelihood=True)
+    with pytest.raises(TrainingDivergedError, match=r"or set clustering_likelihood=False"):
+        clusterer.fit(X)
+    assert not hasattr(clusterer, "net_")
 
 
 def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):

@@ -85,6 +85,8 @@ class NeighbourClusteringMixin:
     # Rows of the training data whose codes a relocation splits: enough for the principal
     # axis of one cluster's codes, few enough to cost less than a few updates.
     RELOCATION_ROWS = 4096
+    # A class default, so that nets pickled before the setting existed load without it.
+    clustering_likelihood = False
 
     def __init__(
         self,
@@ -109,7 +111,7 @@ class NeighbourClusteringMixin:
     def divergence_advice(self):
         """What to change when training diverges: in the clustering stage, its step."""
         if self.in_clustering_stage():
-            if getattr(self, "clustering_likelihood", False):
+            if self.clustering_likelihood:
                 # The chains' energy under the placed mixture can pass the limit before
                 # any step (2.6e6 with the MLP on all of Fashion-MNIST).
                 return "Lower clustering_learning_rate, or set clustering_likelihood=False"
@@ -142,7 +144,7 @@ class NeighbourClusteringMixin:
             self.initialize_optimizer()
             self.clustering_updates_done_ = 0
             self.chosen_counts_ = None
-            if getattr(self, "clustering_likelihood", False) and hasattr(self, "replay_buffer_"):
+            if self.clustering_likelihood and hasattr(self, "replay_buffer_"):
                 # The components' placement changed the energy: the chains of the old
                 # one are no sample of it, and can lie where it is huge (2.7e6 on
                 # Fashion-MNIST's MLP). They start afresh, as the likelihood stage did.
@@ -156,7 +158,7 @@ class NeighbourClusteringMixin:
         if not self.in_clustering_stage():
             return super().train_step_single(batch, **fit_params)
         likelihood = None
-        if getattr(self, "clustering_likelihood", False):
+        if self.clustering_likelihood:
             likelihood = self._likelihood_per_dimension_step(batch, **fit_params)
         self._set_training(True)
         x, targets = unpack_data(batch)

@@ -139,7 +139,7 @@ def _matched_labels(labels, reference, n_labels):
         ``-log p(x) / D - log p(y | x)``. The cross-entropy alone reshapes the encoder to
         the partition and the conv net's codes lose what they held beyond it; the
         likelihood keeps it. On 10,000 Fashion-MNIST images with the conv net
-        (``image_shape``), the codes' few-label accuracy was 51.8 / 70.2 / 79.5 / 83.2%
+        (``image_shape``), the codes' few-label accuracy was 51.9 / 70.2 / 79.5 / 83.1%
         with it against 48.0 / 63.7 / 74.7 / 81.4% without (CEBMEncoder after the same
         30 epochs of likelihood: 52.0 / 70.6 / 79.2 / 83.2%), the test NMI 0.614 against
         0.611, at 1.7 times the fit's time (each update runs the sampler). On the digits

@@ -381,9 +381,12 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
     component a share of the data. Given a partition of the training data (the first
     column of the training targets, as the clusterer's net takes them), component ``l``
     is placed at the mean of the codes of part ``l`` and its stds matched to them: the
-    M-step of a Gaussian mixture on the codes given the partition. Otherwise the means
-    are seeded among the codes (``choose_seeds``) and each component's stds matched to
-    the codes nearest its mean (:meth:`GaussianMixtureBias.place_components`). The
+    M-step of a Gaussian mixture on the codes given the partition; or, with
+    ``to_posteriors``, fitted to the posteriors ``p(z | x)`` of part ``l``'s samples
+    under the trained mixture, one M-step of EM
+    (:meth:`GaussianMixtureBias.fit_to_posteriors`). Otherwise the means are seeded
+    among the codes (``choose_seeds``) and each component's stds matched to the codes
+    nearest its mean (:meth:`GaussianMixtureBias.place_components`). The
     components are then pulled towards their average until the training data's
     ``max_l p(l | x)`` averages ``1 / sqrt(L)``: halfway, in log-probability, between the
     uniform posterior of equal components and a certain one
@@ -400,38 +403,48 @@ class MixtureMeansSeeding(PlacementAfterEpoch):
         clusterer), where no partition is given. Must be picklable, as the net is.
     after_epoch : int, default=1
         The epoch at whose end the means are placed.
+    to_posteriors : bool, default=False
+        Given a partition, fit the components to the parts' posteriors rather than to
+        their codes: the trained prior is split along the partition instead of replaced
+        by components that are, where the codes' factors are weak, many times wider, so
+        that the energy stays the one the sampler was trained on. For a stage that keeps
+        training the likelihood; the codes' wider components start ``p(y | x)`` nearer
+        the partition, which a stage that only learns the partition needs.
     """
 
     # Rows of the training data on which the average certainty of p(y | x) is measured.
     CERTAINTY_ROWS = 4096
+    # A class default, so that nets pickled before the setting existed load without it.
+    to_posteriors = False
 
-    def __init__(self, choose_seeds, after_epoch=1):
+    def __init__(self, choose_seeds, after_epoch=1, to_posteriors=False):
         super().__init__(after_epoch)
         self.choose_seeds = choose_seeds
+        self.to_posteriors = to_posteriors
 
     def place(self, net, X, y=None):
-        """Place the means among the codes of X and match the stds to them.
+        """Place the components on X's parts (their codes or posteriors), or among its codes.
 
         ``y``: None, or an array whose first column holds each row's part in a partition
         of X (negative: none given).
         """
         module = net.module_
-        codes, code_variances = map_batches(
-            module.bias_method("statistic_means_variances"),
-            X,
-            INFERENCE_BATCH_SIZE,
-            torch.device(net.device),
+        statistics = map_batches(
+            module.sufficient_statistics, X, INFERENCE_BATCH_SIZE, torch.device(net.device)
         )
+        codes, code_variances = module.bias.statistic_means_variances(statistics)
         means = module.bias.means.detach().cpu().numpy().copy()
         labels = None if y is None else np.asarray(y)[:, 0]
         if labels is not None and labels.min() >= 0:
             parts = np.unique(labels)
-            for part in parts:
-                means[part] = codes[torch.as_tensor(labels == part)].mean(dim=0).numpy()
             n_seeds = len(parts)
-            module.bias.place_components(
-                means, codes, code_variances, members=torch.as_tensor(labels)
-            )
+            members = torch.as_tensor(labels)
+            if self.to_posteriors:
+                module.bias.fit_to_posteriors(statistics, members)
+            else:
+                for part in parts:
+                    means[part] = codes[members == part].mean(dim=0).numpy()
+                module.bias.place_components(means, codes, code_variances, members=members)
         else:
             n_seeds = min(len(means), len(codes))
             means[:n_seeds] = self.choose_seeds(codes.numpy().astype(np.float64), n_seeds)

@@ -581,7 +581,11 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
         return functools.partial(seeds, random_state=random_state)
 
     def _training_callbacks(self):
-        seeding = MixtureMeansSeeding(self._choose_means(self.random_state), self.max_iter)
+        seeding = MixtureMeansSeeding(
+            self._choose_means(self.random_state),
+            self.max_iter,
+            to_posteriors=self.clustering_likelihood,
+        )
         return [("mixture_means_seeding", seeding)]
 
     def _restart_clustering(self, X_unit, seed):

@@ -20,6 +20,7 @@ from skorch.callbacks import Callback
 from sklearn_cebm import GMMCEBMClusterer, TrainingDivergedError
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
+from sklearn_cebm._core.biases import GaussianMixtureBias
 from sklearn_cebm._neighbour_graph import (
     neighbour_affinity,
     shared_neighbour_affinity,
@@ -658,3 +659,42 @@ def test_gmmcebmclusterer_clustering_likelihood_restarts_the_chains(X, likelihoo
     clusterer = GMMCEBMClusterer(**settings, callbacks=[callback], random_state=0).fit(X)
     (seen,) = [cb for _, cb in clusterer.net_.callbacks_ if isinstance(cb, _ChainsAtStageStart)]
     assert seen.chains_kept_ is not likelihood
+
+
+@pytest.mark.parametrize("likelihood", [False, True])
+def test_gmmcebmclusterer_clustering_likelihood_fits_the_components_to_posteriors(
+    X, likelihood, monkeypatch
+):
+    # With the likelihood kept, the components are fitted to the parts' posteriors under
+    # the trained prior (split, so that the sampler's energy stays the trained one);
+    # without it, to the parts' codes.
+    calls = []
+    fit_to_posteriors = GaussianMixtureBias.fit_to_posteriors
+
+    def recording(bias, statistics, members):
+        prior = (bias.means.detach().clone(), bias.component_stds().detach().clone())
+        fit_to_posteriors(bias, statistics, members)
+        calls.append((prior, statistics, members.clone(), bias.means.detach().clone()))
+
+    monkeypatch.setattr(GaussianMixtureBias, "fit_to_posteriors", recording)
+    settings = {**SETTINGS, "clustering_updates": 0, "clustering_likelihood": likelihood}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    if not likelihood:
+        assert calls == []
+        return
+    ((prior_means, prior_stds), statistics, members, fitted) = calls[0]
+    assert len(calls) == 1
+    X_unit = clusterer._inference(lambda x: x, X)
+    partition = clusterer._partition(X_unit, nearest_neighbour_rows(X_unit, 10))
+    np.testing.assert_array_equal(members.numpy(), partition)
+    # The statistics are the trained encoder's on the training data (no update since).
+    codes = clusterer.net_.module_.bias.statistic_means(statistics).numpy()
+    np.testing.assert_allclose(codes, _codes(clusterer, X), rtol=1e-4, atol=1e-6)
+    # Component l's mean is the average over part l of the posterior means under the
+    # equal components of the likelihood stage: (mu / sigma^2 + t_1) / (1 / sigma^2 - 2 t_2).
+    torch.testing.assert_close(prior_means, prior_means[[0, 0, 0]])
+    mu, sigma = prior_means[0].double().numpy(), prior_stds[0].double().numpy()
+    t_1, t_2 = (s.double().numpy() for s in statistics)
+    posterior_means = (mu / sigma**2 + t_1) / (1 / sigma**2 - 2 * t_2)
+    expected = np.stack([posterior_means[partition == part].mean(axis=0) for part in range(3)])
+    np.testing.assert_allclose(fitted.double().numpy(), expected, rtol=1e-4, atol=1e-6)

@@ -263,6 +263,45 @@ class GaussianMixtureBias(MixtureParameters):
                 variance = (spread - code_variances[own].mean(dim=0)).clamp_min(floor)
                 self.log_stds[component] = 0.5 * variance.log()
 
+    def fit_to_posteriors(self, statistics, members):
+        """Fit each component to the posteriors of z of its members: one M-step of EM.
+
+        Sample i, of component ``y_i = members[i]``, has the conjugate posterior
+        ``p(z | x_i, y_i) = N(m_i, v_i)`` under the present mixture (Eq. 23, the component's
+        natural parameters plus ``t(x_i)``). Component l then becomes the Gaussian that
+        maximises the expected log-density of z under its members' posteriors, per latent
+        dimension: ``mu_l = mean(m_i)`` and ``sigma_l**2 = mean(v_i + (m_i - mu_l)**2)``
+        over them. Together the components keep the posteriors' total mean and second
+        moment, so a prior the likelihood was trained under is split along the partition,
+        not widened: fitted to the codes ``c(x)`` instead
+        (:meth:`place_components`), the components of Fashion-MNIST's MLP came out 5 to 170
+        times wider than the trained prior, the energy of the chains' starting points fell
+        from about 20 to -6e6 within 60 SGLD steps, and the PCD updates of
+        ``clustering_likelihood`` diverged. Components with no member keep theirs.
+
+        Parameters
+        ----------
+        statistics : tuple of torch.Tensor
+            ``(t_1(x), t_2(x))`` of the data, each of shape ``(n, K)``.
+        members : torch.Tensor of shape (n,)
+            Each sample's component, in ``[0, L)``.
+        """
+        with torch.no_grad():
+            device, dtype = self.means.device, self.means.dtype
+            statistics = tuple(s.to(device, dtype) for s in statistics)
+            members = torch.as_tensor(members).to(device)
+            natural_1, natural_2 = self.natural_params()
+            for component in torch.unique(members).tolist():
+                own = members == component
+                prior = (natural_1[component], natural_2[component])
+                means, stds = natural_to_mean_std(
+                    *posterior_natural_params(prior, (statistics[0][own], statistics[1][own]))
+                )
+                mean = means.mean(dim=0)
+                variance = (stds.square() + (means - mean).square()).mean(dim=0)
+                self.means[component] = mean
+                self.log_stds[component] = 0.5 * variance.log()
+
     def pull_towards_centre(self, codes, code_variances, mean_max_responsibility, bisections=40):
         """Pull the components towards their average until ``p(y | x)`` is that uncertain.
 

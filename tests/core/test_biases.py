@@ -250,6 +250,82 @@ def test_gmm_place_components_floors_variances_the_factors_explain():
     assert bias.component_stds().item() == pytest.approx((0.1 * 4.0) ** 0.5)
 
 
+def _posterior_moments_by_quadrature(mean, std, statistic_1, statistic_2):
+    """E[z] and E[z**2] under N(z; mean, std**2) exp(t_1 z + t_2 z**2), normalised."""
+
+    def density(z):
+        return math.exp(-0.5 * ((z - mean) / std) ** 2 + statistic_1 * z + statistic_2 * z**2)
+
+    evidence = integrate.quad(density, -60, 60, points=[mean], limit=200)[0]
+    first = integrate.quad(lambda z: z * density(z), -60, 60, points=[mean], limit=200)[0]
+    second = integrate.quad(lambda z: z * z * density(z), -60, 60, points=[mean], limit=200)[0]
+    return first / evidence, second / evidence
+
+
+def test_gmm_fit_to_posteriors_is_the_m_step_of_the_members_posteriors():
+    bias = GaussianMixtureBias(2, 3)
+    with torch.no_grad():
+        bias.means.copy_(torch.tensor([[0.5, -1.0], [2.0, 0.0], [-3.0, 4.0]]))
+        bias.log_stds.copy_(torch.tensor([[0.0, -0.5], [0.3, 0.2], [1.0, 1.0]]))
+    before = (bias.means[2].clone(), bias.log_stds[2].clone())
+    statistics = tuple(s.float() for s in _random_statistics(9, 2, seed=5))
+    members = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1, 1])  # component 2 has none
+    natural = bias.natural_params()
+    means, stds = bias.means.detach().double(), bias.component_stds().detach().double()
+
+    bias.fit_to_posteriors(statistics, members)
+
+    for component in (0, 1):
+        rows = torch.nonzero(members == component).flatten().tolist()
+        for k in range(2):
+            moments = [
+                _posterior_moments_by_quadrature(
+                    means[component, k].item(),
+                    stds[component, k].item(),
+                    statistics[0][i, k].item(),
+                    statistics[1][i, k].item(),
+                )
+                for i in rows
+            ]
+            first = np.mean([m for m, _ in moments])
+            second = np.mean([s for _, s in moments])
+            assert bias.means[component, k].item() == pytest.approx(first, rel=1e-5, abs=1e-5)
+            variance = bias.component_stds()[component, k].item() ** 2
+            assert variance == pytest.approx(second - first**2, rel=1e-4)
+    torch.testing.assert_close(bias.means[2], before[0], rtol=0, atol=0)
+    torch.testing.assert_close(bias.log_stds[2], before[1], rtol=0, atol=0)
+    assert natural[0].shape == (3, 2)  # the posteriors were those of the mixture before
+
+
+def test_gmm_fit_to_posteriors_splits_the_prior_where_the_codes_would_widen_it():
+    # Weak factors (variance 100 against the prior's 1) whose centres scatter widely: the
+    # codes' moments ask for components far wider than the prior the likelihood trained
+    # under; the posteriors' moments split that prior and keep its total variance.
+    generator = torch.Generator().manual_seed(0)
+    codes = 20.0 * torch.randn(4000, 3, generator=generator)
+    code_variances = torch.full_like(codes, 100.0)
+    statistics = (codes / code_variances, -0.5 / code_variances)
+    members = (codes[:, 0] > 0).long()
+
+    by_codes = GaussianMixtureBias(3, 2)
+    centres = torch.stack([codes[members == part].mean(dim=0) for part in (0, 1)])
+    by_codes.place_components(centres, codes, code_variances, members=members)
+    by_posteriors = GaussianMixtureBias(3, 2)
+    by_posteriors.fit_to_posteriors(statistics, members)
+
+    assert by_codes.component_stds().min().item() > 5.0
+    assert by_posteriors.component_stds().max().item() < 1.1  # the prior: N(0, 1)
+    # Law of total variance: within plus between the parts is the posteriors' variance.
+    posterior_means, posterior_stds = GaussianMixtureBias(3, 1).posterior_mean_std(statistics)
+    posterior_means, posterior_stds = posterior_means[:, 0], posterior_stds[:, 0]
+    total = posterior_stds.square().mean(dim=0) + posterior_means.var(dim=0, unbiased=False)
+    shares = torch.bincount(members).float() / len(members)
+    means, variances = by_posteriors.means, by_posteriors.component_stds().square()
+    centre = (shares[:, None] * means).sum(dim=0)
+    within_and_between = (shares[:, None] * (variances + (means - centre).square())).sum(dim=0)
+    torch.testing.assert_close(within_and_between, total, rtol=1e-4, atol=1e-6)
+
+
 def _two_groups_of_codes(seed=3):
     generator = torch.Generator().manual_seed(seed)
     centres = torch.tensor([[0.0, 0.0], [30.0, 30.0]])

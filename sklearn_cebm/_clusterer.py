@@ -139,15 +139,20 @@ def _matched_labels(labels, reference, n_labels):
         ``-log p(x) / D - log p(y | x)``. The cross-entropy alone reshapes the encoder to
         the partition and the conv net's codes lose what they held beyond it; the
         likelihood keeps it. On 10,000 Fashion-MNIST images with the conv net
-        (``image_shape``), the codes' few-label accuracy was 51.9 / 70.2 / 79.5 / 83.1%
+        (``image_shape``), the codes' few-label accuracy was 50.8 / 69.7 / 79.0 / 83.2%
         with it against 48.0 / 63.7 / 74.7 / 81.4% without (CEBMEncoder after the same
-        30 epochs of likelihood: 52.0 / 70.6 / 79.2 / 83.2%), the test NMI 0.614 against
+        30 epochs of likelihood: 52.0 / 70.6 / 79.2 / 83.2%), the test NMI 0.613 against
         0.611, at 1.7 times the fit's time (each update runs the sampler). On the digits
-        the clusters were the same (NMI 0.895-0.898) at three times the time with the MLP.
-        With the MLP on all 60,000 Fashion-MNIST images, fit raised
-        :class:`TrainingDivergedError` in the clustering stage: the model samples'
-        energy under the placed mixture passed 2.6e6, also from restarted chains; use it
-        with the conv net, where it was measured to help. The likelihood undivided
+        the clusters were the same (NMI 0.896-0.897) at three times the time with the MLP
+        (82 s per fit), though the sampler lost the energy late in every seed's stage
+        (gaps of -35 to -106 after three rollbacks: a ``SamplerWarning``). The
+        components are then fitted to the posteriors of z of their parts, splitting the
+        prior the likelihood was trained under (one M-step of EM,
+        ``GaussianMixtureBias.fit_to_posteriors``): fitted
+        to the parts' codes, as without the option, they came out 5 to 170 times wider
+        than that prior with the MLP on all 60,000 Fashion-MNIST images, the model
+        samples' energy fell past -1e6 and fit raised :class:`TrainingDivergedError`.
+        The likelihood undivided
         outweighed the cross-entropy: on the digits' conv net it flattened ``p(y | x)``
         until 4 of 10 clusters were used
         (``benchmarks/results/clustering_few_label_conv_10k.md``). Without a partition

@@ -112,8 +112,10 @@ class NeighbourClusteringMixin:
         """What to change when training diverges: in the clustering stage, its step."""
         if self.in_clustering_stage():
             if self.clustering_likelihood:
-                # The chains' energy under the placed mixture can pass the limit before
-                # any step (2.6e6 with the MLP on all of Fashion-MNIST).
+                # The sampler runs on an energy the cross-entropy reshapes too (with the
+                # components fitted to the codes rather than to the posteriors, the
+                # model samples' energy passed the limit with the MLP on all of
+                # Fashion-MNIST).
                 return "Lower clustering_learning_rate, or set clustering_likelihood=False"
             return "Lower clustering_learning_rate"
         return super().divergence_advice
@@ -146,8 +148,9 @@ class NeighbourClusteringMixin:
             self.chosen_counts_ = None
             if self.clustering_likelihood and hasattr(self, "replay_buffer_"):
                 # The components' placement changed the energy: the chains of the old
-                # one are no sample of it, and can lie where it is huge (2.7e6 on
-                # Fashion-MNIST's MLP). They start afresh, as the likelihood stage did.
+                # one are no sample of it (with components fitted to the codes, their
+                # energy reached 2.7e6 on Fashion-MNIST's MLP). They start afresh, as
+                # the likelihood stage did.
                 self.replay_buffer_ = None
         lr = self.clustering_lr if self.in_clustering_stage() else self.lr
         for group in self.optimizer_.param_groups:

@@ -344,7 +344,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     minimised by a single cluster; the second forbids it. Neither this stage nor the
     spectral start's is maximum likelihood: afterwards :meth:`score_samples` and
     :meth:`sample` use the energy of the model as trained by both stages, whose density
-    has not been fitted by the likelihood since the means parted.
+    has not been fitted by the likelihood since the means parted, unless
+    ``clustering_likelihood=True`` kept training it.
 
     **What matters.** ``n_neighbors``; the neighbours in the input space are good where
     nearby inputs share a class (96.5% of the digits' 10 nearest neighbours do, 93.8% of

@@ -10,6 +10,7 @@ import sklearn_cebm._neighbour_graph as neighbour_graph
 from sklearn_cebm._neighbour_graph import (
     nearest_neighbour_rows,
     neighbour_affinity,
+    normalised_cut,
     shared_neighbour_affinity,
     spectral_partition,
 )
@@ -130,3 +131,36 @@ def test_spectral_partition_of_too_few_samples_or_one_cluster(n_samples, n_clust
         assert np.all(labels == 0)
     else:  # one part per sample
         assert len(np.unique(labels)) == n_samples
+
+
+def test_normalised_cut_in_closed_form():
+    # A path 0 - 1 - 2 - 3 with weights 1, 2, 3: parts {0, 1} and {2, 3} are cut by the
+    # edge of weight 2; their volumes (sums of their nodes' degrees) are 1 + 3 and 5 + 3.
+    from scipy import sparse
+
+    weights = np.zeros((4, 4))
+    for (i, j), w in {(0, 1): 1.0, (1, 2): 2.0, (2, 3): 3.0}.items():
+        weights[i, j] = weights[j, i] = w
+    graph = sparse.csr_matrix(weights)
+    assert normalised_cut(graph, np.array([0, 0, 1, 1])) == pytest.approx(2 / 4 + 2 / 8)
+    assert normalised_cut(graph, np.array([0, 1, 1, 1])) == pytest.approx(1 / 1 + 1 / 11)
+    assert normalised_cut(graph, np.zeros(4, dtype=int)) == 0.0
+
+
+def test_spectral_partition_keeps_the_k_means_run_of_least_normalised_cut(monkeypatch):
+    # Noisy, touching groups: k-means' runs round the eigenvectors differently. Of the runs
+    # the least normalised cut is kept, whatever their inertia.
+    rng = np.random.RandomState(3)
+    X = np.vstack([rng.normal(centre, 1.0, (60, 2)) for centre in ([0, 0], [2.5, 0], [0, 2.5])])
+    graph = shared_neighbour_affinity(nearest_neighbour_rows(X, 6))
+    cuts = []
+    normalised = neighbour_graph.normalised_cut
+
+    def recording(affinity, labels):
+        cuts.append(normalised(affinity, labels))
+        return cuts[-1]
+
+    monkeypatch.setattr(neighbour_graph, "normalised_cut", recording)
+    labels = spectral_partition(graph, 3, n_init=8, random_state=0)
+    assert len(cuts) == 8
+    assert normalised(graph, labels) == pytest.approx(min(cuts))

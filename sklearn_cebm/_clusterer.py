@@ -104,9 +104,10 @@ def _matched_labels(labels, reference, n_labels):
         50 leading principal components where it has more features), that make the
         neighbour graph the clustering stage starts from (see Notes). 10, as
         :class:`~sklearn.cluster.SpectralClustering` has it: the graph's spectral
-        partition reached NMI 0.896 on the digits and 0.661-0.662 on Fashion-MNIST's
-        training images with 10; from 5 to 20 neighbours 0.852-0.896 and 0.618-0.673
-        (``benchmarks/results/spectral_partition.md``).
+        partition reached NMI 0.896 on the digits and 0.675-0.676 on Fashion-MNIST's
+        training images with 10 (``benchmarks/results/spectral_partition_ncut.md``);
+        from 5 to 20 neighbours 0.852-0.896 and 0.618-0.673 with the k-means rounding of
+        least inertia that preceded (``benchmarks/results/spectral_partition.md``).
         With ``init_params`` other than 'spectral', the neighbours each sample is pulled
         towards; 20 did better there (``benchmarks/results/clustering_n_neighbors.md``).
     cluster_balance : float
@@ -168,10 +169,11 @@ def _matched_labels(labels, reference, n_labels):
         neighbours into one cluster (the previous default; slower, and on the digits
         NMI 0.83 against 0.90).
     n_init : int or 'auto'
-        With 'spectral', the runs of k-means on the graph's eigenvectors, the one of least
-        inertia kept; 'auto' makes 10, as :func:`~sklearn.cluster.spectral_clustering` does
-        (on the digits, a single run ended in a partition of NMI 0.864 rather than 0.896 for
-        two random states of eight, 3 runs in 0.896 for all eight;
+        With 'spectral', the runs of k-means on the graph's eigenvectors, the one whose
+        partition has the least normalised cut kept; 'auto' makes 10, as
+        :func:`~sklearn.cluster.spectral_clustering` does (on the digits, with the run of
+        least inertia kept, a single run ended in a partition of NMI 0.864 rather than
+        0.896 for two random states of eight, 3 runs in 0.896 for all eight;
         ``benchmarks/results/spectral_partition_n_init.md``). Otherwise, runs of the
         placement and the clustering stage, each from its own seed, after one shared
         likelihood stage; each trains half the stage, and the one whose clusters agree most

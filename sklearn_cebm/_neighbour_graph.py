@@ -207,8 +207,7 @@ def spectral_partition(affinity, n_clusters, n_init, random_state):
     if n_clusters >= n_samples:
         # One part per sample: nothing to solve, and the eigensolver needs more rows.
         return np.arange(n_samples, dtype=np.int64) % n_clusters
-    random_state = check_random_state(random_state)
-    seed = random_state.randint(np.iinfo(np.int32).max)
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     with warnings.catch_warnings():
         # A graph in several pieces is a fact of the data, not an error: each piece's
         # indicator is an eigenvector of eigenvalue 0, and k-means keeps the pieces apart.

@@ -160,9 +160,10 @@ def normalised_cut(affinity, labels):
     edges = sparse.coo_matrix(affinity)
     labels = np.asarray(labels)
     n_parts = int(labels.max()) + 1
-    volumes = np.bincount(labels[edges.row], weights=edges.data, minlength=n_parts)
-    inside = labels[edges.row] == labels[edges.col]
-    within = np.bincount(labels[edges.row][inside], weights=edges.data[inside], minlength=n_parts)
+    row_parts = labels[edges.row]
+    volumes = np.bincount(row_parts, weights=edges.data, minlength=n_parts)
+    inside = row_parts == labels[edges.col]
+    within = np.bincount(row_parts[inside], weights=edges.data[inside], minlength=n_parts)
     occupied = volumes > 0
     return float(np.sum((volumes[occupied] - within[occupied]) / volumes[occupied]))
 

@@ -38,6 +38,7 @@ from _common import (
 )
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning, paper_settings
+from sklearn_cebm._core.weight_average import copy_parameters
 from sklearn_cebm.evaluation import few_label_accuracy
 
 LABELS_PER_CLASS = (1, 10, 100, None)
@@ -66,6 +67,7 @@ SETTINGS = {
     "gaussian-start-lr3e-4": dict(chain_init="gaussian", learning_rate=3e-4),
     "float32": dict(precision="float32"),
     "bfloat16": dict(precision="bfloat16"),
+    "no-ema": dict(ema_decay=None),  # the defaults before ema_decay
 }
 
 # The issue's measurement of raw pixels with this protocol, for the table's last row.
@@ -100,6 +102,28 @@ def score_features(train, y_train, test, y_test, args):
         )
         scores[key] = [[100 * result[b][0], 100 * result[b][1]] for b in budgets]
     return scores
+
+
+def score_training_weights(encoder, data, args):
+    """The protocol's plain scores of the codes of training's own weights, which the
+    moving average of the weights (``ema_decay``) keeps aside: the same run without it."""
+    X_train, y_train, X_test, y_test = data
+    module = encoder.net_.module_
+    averaged = [parameter.detach().clone() for parameter in module.parameters()]
+    copy_parameters(encoder.net_.training_weights_, module)
+    try:
+        result = few_label_accuracy(
+            encoder.transform(X_train),
+            y_train,
+            encoder.transform(X_test),
+            y_test,
+            labels_per_class=_budgets(args),
+            n_draws=args.n_draws,
+            random_state=args.seed,
+        )
+    finally:
+        copy_parameters(averaged, module)
+    return [[100 * result[b][0], 100 * result[b][1]] for b in _budgets(args)]
 
 
 def _save_without_clock(encoder, path):
@@ -147,6 +171,8 @@ def run_setting(name, data, args):
         scores = score_features(
             encoder.transform(X_train), y_train, encoder.transform(X_test), y_test, args
         )
+        if args.score_training_weights and encoder.net_.training_weights_ is not None:
+            scores["training_weights"] = score_training_weights(encoder, data, args)
         codes = encoder.transform(X_test)
         batches = encoder.history_[-1]["batches"][-50:]
         recent = [batch["energy_gap"] for batch in batches if "energy_gap" in batch]
@@ -172,10 +198,14 @@ def run_setting(name, data, args):
 def _row_text(name, row):
     plain = " / ".join(f"{mean:.1f}" for mean, _ in row["plain"])
     standard = " / ".join(f"{mean:.1f}" for mean, _ in row["standardized"])
-    return (
+    text = (
         f"{name:>16} {row['training_seconds']:7.0f} s {row['iterations']:6d} it | "
         f"plain {plain} | standardised {standard} | code std {row['code_std']:.3g}"
     )
+    if "training_weights" in row:
+        training = " / ".join(f"{mean:.1f}" for mean, _ in row["training_weights"])
+        text += f" | training's weights, plain {training}"
+    return text
 
 
 def write_outputs(results, args):
@@ -210,6 +240,12 @@ def write_outputs(results, args):
                 f"| {name} | {params} | {row['training_seconds']:.0f} | {row['iterations']} | "
                 f"{gap} | {row['code_std']:.3g} | {plain} | {standard} |"
             )
+            if "training_weights" in row:
+                training = " / ".join(f"{mean:.1f}" for mean, _ in row["training_weights"])
+                lines.append(
+                    f"| {name}, training's weights | (the same run, without the average) | "
+                    f"{row['training_seconds']:.0f} | {row['iterations']} | | | {training} | |"
+                )
     if "pixels" in results:
         pixels = results["pixels"]
         plain = " / ".join(f"{mean:.1f}" for mean, _ in pixels["plain"])
@@ -265,6 +301,11 @@ def parse_args(argv):
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/time_to_accuracy"))
     parser.add_argument(
         "--save-models", type=Path, default=None, help="joblib-dump the encoder at each checkpoint"
+    )
+    parser.add_argument(
+        "--score-training-weights",
+        action="store_true",
+        help="with ema_decay set, also score the codes of training's own weights (plain)",
     )
     args = parser.parse_args(argv)
     if args.quick:

@@ -241,14 +241,14 @@ class SamplerRollback(Callback):
     """Take PCD back to its last healthy epoch when the energy gap runs away.
 
     At the end of every epoch in which each batch kept ``|E(data) - E(model)|`` within
-    ``gap_limit``, keeps a copy of the module's weights, the optimizer's state and the
-    replay buffer's chains. When the epoch gaps have exceeded ``gap_limit`` for
-    ``patience`` epochs in a row (:class:`SamplerMonitor`'s rule), restores that copy,
-    multiplies the net's learning rate by ``lr_factor`` from there on, records the epoch
-    it went back to as ``sampler_rollback`` in this epoch's history and issues a
-    :class:`SamplerWarning`. The random draws go on from where they are, so the retry
-    differs from the run that broke down. At most ``max_rollbacks`` in a net's life;
-    after them a runaway goes on, and :class:`SamplerMonitor` warns of it.
+    ``gap_limit``, keeps a copy of the module's weights, the optimizer's state, the replay
+    buffer's chains and the moving average of the weights, if any. When the epoch gaps have
+    exceeded ``gap_limit`` for ``patience`` epochs in a row (:class:`SamplerMonitor`'s
+    rule), restores that copy, multiplies the net's learning rate by ``lr_factor`` from
+    there on, records the epoch it went back to as ``sampler_rollback`` in this epoch's
+    history and issues a :class:`SamplerWarning`. The random draws go on from where they
+    are, so the retry differs from the run that broke down. At most ``max_rollbacks`` in a
+    net's life; after them a runaway goes on, and :class:`SamplerMonitor` warns of it.
 
     A runaway does not end by itself: on 60,000 Fashion-MNIST images, one fit's gap went
     from -0.01 to -190 within an epoch and then stayed at the energy penalty's fixed
@@ -292,6 +292,7 @@ class SamplerRollback(Callback):
                 "module": copy.deepcopy(net.module_.state_dict()),
                 "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
                 "chains": net.replay_buffer_.samples.detach().clone(),
+                "weight_average": copy.deepcopy(getattr(net, "weight_average_", None)),
             }
             return
         if (
@@ -303,6 +304,9 @@ class SamplerRollback(Callback):
         net.module_.load_state_dict(self.snapshot_["module"])
         net.optimizer_.load_state_dict(self.snapshot_["optimizer"])
         net.replay_buffer_.samples = self.snapshot_["chains"].clone()
+        if getattr(net, "weight_average_", None) is not None:
+            # The epochs undone leave the moving average too.
+            net.weight_average_ = copy.deepcopy(self.snapshot_["weight_average"])
         old_lr = net.lr
         net.lr = old_lr * self.lr_factor
         for group in net.optimizer_.param_groups:

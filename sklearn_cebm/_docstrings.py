@@ -78,6 +78,13 @@ precision : {'auto', 'float32', 'bfloat16'}
     or AMX, a CUDA GPU of compute capability 8.0 or more) and float32 elsewhere, so that
     the same ``random_state`` gives the same model on machines of the same kind only.
     The choice made is ``precision_``. See the training guide for what it buys.
+ema_decay : float in [0, 1) or None
+    When set, the fitted model's weights are an exponential moving average of the
+    weights over the training updates, which each update moves by ``1 - ema_decay``
+    towards its new weights; in the first updates by more, so that the average spans
+    about the last tenth of them (up to ``1 / (1 - ema_decay)`` updates). Training goes
+    on from the weights its updates reached, kept beside the average between calls.
+    None uses the last update's weights.
 callbacks : list of skorch callbacks
     Extra skorch callbacks (progress bar, checkpoints, LR schedulers). Training has no
     validation split (``train_split=None``), so a callback that monitors a validation

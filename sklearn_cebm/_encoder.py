@@ -99,6 +99,7 @@ class CEBMEncoder(PosteriorTransformerMixin, DataParallelMixin, BaseCEBM):
         device="auto",
         accelerator=None,
         precision="auto",
+        ema_decay=0.99,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -124,6 +125,7 @@ class CEBMEncoder(PosteriorTransformerMixin, DataParallelMixin, BaseCEBM):
         self.device = device
         self.accelerator = accelerator
         self.precision = precision
+        self.ema_decay = ema_decay
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

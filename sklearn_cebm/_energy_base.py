@@ -54,6 +54,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "precision": [StrOptions({"auto", "float32", "bfloat16"})],
+        "ema_decay": [Interval(Real, 0, 1, closed="left"), None],
     }
 
     _continuable_params = BaseNeuralEstimator._continuable_params | {
@@ -63,6 +64,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         "data_noise",
         "dsm_noise",
         "energy_l2",
+        "ema_decay",
     }
 
     def _build_model(self, X_unit, generator):
@@ -90,6 +92,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
             super()._net_settings(),
             sgld_step_size=self.sgld_step_size,
             sgld_noise=self.sgld_noise,
+            ema_decay=self.ema_decay,
         )
         if self._training_objective() == "dsm":
             return dict(settings, noise_std=self._dsm_noise_std())
@@ -113,7 +116,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
 
     def _build_net(self, module, skorch_params, seed):
         sampler = dict(sgld_step_size=self.sgld_step_size, sgld_noise=self.sgld_noise)
-        extra = self._net_params()
+        extra = dict(self._net_params(), ema_decay=self.ema_decay)
         if self._training_objective() == "dsm":
             net = self._dsm_net(
                 module,

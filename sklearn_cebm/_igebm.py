@@ -114,6 +114,7 @@ class IGEBMEncoder(CodesTransformerMixin, DataParallelMixin, BaseEnergyEstimator
         device="auto",
         accelerator=None,
         precision="auto",
+        ema_decay=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -139,6 +140,7 @@ class IGEBMEncoder(CodesTransformerMixin, DataParallelMixin, BaseEnergyEstimator
         self.device = device
         self.accelerator = accelerator
         self.precision = precision
+        self.ema_decay = ema_decay
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

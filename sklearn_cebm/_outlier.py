@@ -333,6 +333,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         data_noise=0.03,
         device="auto",
         precision="auto",
+        ema_decay=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -360,6 +361,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         self.data_noise = data_noise
         self.device = device
         self.precision = precision
+        self.ema_decay = ema_decay
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

@@ -25,6 +25,7 @@ from ._core.losses import (
     scaled_energy_gradient,
 )
 from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics, sample_fresh_chains
+from ._core.weight_average import WeightAverage, copy_parameters
 
 __all__ = [
     "DSMNet",
@@ -301,10 +302,58 @@ class EnergyNet(SeededNet):
         "moderate range"
     )
 
-    def __init__(self, *args, sgld_step_size, sgld_noise, **kwargs):
+    def __init__(self, *args, sgld_step_size, sgld_noise, ema_decay=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.sgld_step_size = sgld_step_size
         self.sgld_noise = sgld_noise
+        self.ema_decay = ema_decay
+
+    # What weight averaging keeps on the net; on the training device, so mapped to the
+    # loading machine's device as the module is.
+    _averaging_attributes = ("weight_average_", "training_weights_")
+
+    def initialize(self):
+        """Initialise skorch's components, with no weight average yet."""
+        super().initialize()
+        self.weight_average_ = None
+        self.training_weights_ = None
+        for name in self._averaging_attributes:
+            if name not in self.cuda_dependent_attributes_:
+                self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, name]
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Go on from the weights training had reached, where the module holds the average.
+
+        Between calls the module holds the moving average of the weights (``ema_decay``),
+        which inference uses; training goes on from where its own updates had led, so
+        that the average never feeds back into them.
+        """
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if getattr(self, "training_weights_", None) is not None:
+            copy_parameters(self.training_weights_, self.module_)
+            self.training_weights_ = None
+        if getattr(self, "ema_decay", None) is None:
+            self.weight_average_ = None
+        elif getattr(self, "weight_average_", None) is None:
+            self.weight_average_ = WeightAverage(self.ema_decay)
+        else:
+            self.weight_average_.decay = self.ema_decay
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Take a training update's weights into the moving average."""
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if training and getattr(self, "weight_average_", None) is not None:
+            self.weight_average_.update(self.module_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Check the weights; then keep them aside and give the module their average."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        average = getattr(self, "weight_average_", None)
+        if average is None or average.weights is None:
+            return
+        self.training_weights_ = [p.detach().clone() for p in self.module_.parameters()]
+        average.copy_to(self.module_)
 
     def _check_energies(self, **energies):
         for name, energy in energies.items():

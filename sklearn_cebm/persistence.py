@@ -32,6 +32,7 @@ from ._base import _device_available
 from ._clusterer import GMMCEBMClusterer
 from ._core.chain_init import GaussianChainInit, UniformChainInit
 from ._core.sgld import ReplayBuffer
+from ._core.weight_average import WeightAverage
 from ._encoder import CEBMEncoder
 from ._gmm_vae import GMMVAEClusterer
 from ._igebm import IGEBMEncoder
@@ -65,6 +66,7 @@ _STATE_OBJECTS = {
         GaussianChainInit,
         ReplayBuffer,
         UniformChainInit,
+        WeightAverage,
         # The typicality score's densities (CEBMOutlierDetector.typicality_test_): fitted
         # scikit-learn objects whose attributes are all plain values and arrays.
         TypicalityTest,
@@ -105,7 +107,7 @@ _NET_REBUILT = frozenset(
     }
 )
 # ...and the rest by value. Of those, what only further training reads.
-_TRAINING_ONLY = frozenset({"optimizer_", "replay_buffer_"})
+_TRAINING_ONLY = frozenset({"optimizer_", "replay_buffer_", "weight_average_", "training_weights_"})
 
 
 def _unsavable(what, why):

@@ -128,7 +128,7 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
     module = _load_script("time_to_accuracy")
     models = tmp_path / "models"
     argv = ["--quick", "--pixels", "--settings", "defaults", "dsm-0.1", "--output", str(tmp_path)]
-    argv += ["--save-models", str(models)]
+    argv += ["--save-models", str(models), "--score-training-weights"]
     # The quick runs train for seconds on a synthetic stand-in; how far their energy gap
     # drifts depends on the machine's speed, and this test checks the plumbing only.
     with warnings.catch_warnings():
@@ -147,7 +147,10 @@ def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
         restored = joblib.load(models / f"{name}-3s.joblib")
         assert restored.transform(np.zeros((2, 784))).shape == (2, 8)
     assert results["dsm-0.1"]["rows"][0]["energy_gap"] is None
-    assert "| defaults |" in (tmp_path / "results.md").read_text()
+    # The defaults average their weights: training's own are scored beside the average.
+    assert all(len(row["training_weights"]) == 3 for row in results["defaults"]["rows"])
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| defaults |" in markdown and "| defaults, training's weights |" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"].keys() == results.keys()
 
 

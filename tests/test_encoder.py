@@ -343,8 +343,42 @@ def test_cebmencoder_rolls_back_when_the_energy_gap_runs_away():
     assert abs(encoder.history_[-1, "energy_gap"]) > 10
     assert encoder.history_[-1, "sampler_rollback"] == 7
     assert encoder.net_.lr == pytest.approx(5e-3)
+    # The moving average went back too: it holds the updates of epochs 1 to 7 only.
+    assert encoder.net_.weight_average_.n_updates == 7 * 6
     # The weights are epoch 7's: the model scores the data as it did before the runaway.
     assert np.all(np.isfinite(encoder.score_samples(X)))
+
+
+def _parameters(module):
+    return [parameter.detach() for parameter in module.parameters()]
+
+
+def _all_equal(left, right):
+    return all(torch.equal(a, b) for a, b in zip(left, right, strict=True))
+
+
+def test_cebmencoder_weight_average_never_feeds_back_into_training(X):
+    settings = {**CHEAP_SETTINGS, "max_iter": 2}
+    averaged = CEBMEncoder(**settings, ema_decay=0.9, random_state=0).fit(X)
+    plain = CEBMEncoder(**settings, ema_decay=None, random_state=0).fit(X)
+    assert plain.net_.weight_average_ is None and plain.net_.training_weights_ is None
+    for _ in range(2):  # after fit, and after a continued training
+        # Training's own weights went the same way as without the average...
+        assert _all_equal(averaged.net_.training_weights_, _parameters(plain.net_.module_))
+        # ...and the fitted model holds their average, which differs from them.
+        module = _parameters(averaged.net_.module_)
+        assert _all_equal(module, averaged.net_.weight_average_.weights)
+        assert not _all_equal(module, averaged.net_.training_weights_)
+        assert not np.allclose(averaged.transform(X), plain.transform(X))
+        averaged.partial_fit(X)
+        plain.partial_fit(X)
+    n_updates = averaged.net_.weight_average_.n_updates
+    assert n_updates == sum(len(epoch["batches"]) for epoch in averaged.history_)
+    # Switched off, the next call goes on from training's weights and keeps its own.
+    averaged.set_params(ema_decay=None).partial_fit(X)
+    plain.partial_fit(X)
+    assert averaged.net_.weight_average_ is None and averaged.net_.training_weights_ is None
+    assert _all_equal(_parameters(averaged.net_.module_), _parameters(plain.net_.module_))
 
 
 def test_cebmencoder_warns_when_chains_do_not_move(X):

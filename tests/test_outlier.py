@@ -66,8 +66,9 @@ def test_cebmoutlierdetector_decision_function_sign_consistent_with_predict(fitt
 
 
 def test_cebmoutlierdetector_scores_are_the_cebm_density_and_gradient(X):
-    # The detector's objective='auto' trains a table by score matching, the encoder by PCD.
-    encoder = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X)
+    # The detector's objective='auto' trains a table by score matching, the encoder by PCD;
+    # the encoder averages its weights by default, the detector does not.
+    encoder = CEBMEncoder(**CHEAP_SETTINGS, ema_decay=None, random_state=0).fit(X)
     by_density = CEBMOutlierDetector(**CHEAP_SETTINGS, objective="pcd", random_state=0).fit(X)
     by_gradient = CEBMOutlierDetector(
         **CHEAP_SETTINGS, objective="pcd", outlier_score="gradient_norm", random_state=0
@@ -315,7 +316,7 @@ def test_cebmoutlierdetector_typicality_is_the_mixture_of_the_encoder_statistics
     settings = dict(CHEAP_SETTINGS, image_shape=(1, 8, 8), objective="pcd", random_state=0)
     detector = CEBMOutlierDetector(**settings, outlier_score="typicality").fit(X)
     training, _ = split_reference_rows(len(X), 0.1, random_state=0)
-    encoder = CEBMEncoder(**settings).fit(X[training])
+    encoder = CEBMEncoder(**settings, ema_decay=None).fit(X[training])
     statistics, codes = model_statistics(encoder, X)
     detector_statistics, detector_codes = detector._model_statistics(X)
     np.testing.assert_allclose(detector_statistics, statistics, rtol=1e-5, atol=1e-6)

@@ -28,10 +28,16 @@ DIGITS_RANGE = (0.0, 16.0)  # scikit-learn's digits'
 
 
 # ----------------------------------------------------------------- data
+def fashion_mnist_home():
+    """Where the Fashion-MNIST files are: ``$FASHION_MNIST_HOME`` where set (a copy carried
+    to a machine without Debian's package), else ``load_fashion_mnist``'s default."""
+    return os.environ.get("FASHION_MNIST_HOME") or None
+
+
 def fashion_mnist_available():
     """Whether ``load_fashion_mnist`` finds the data on this machine."""
     try:
-        load_fashion_mnist(subset="test")
+        load_fashion_mnist(fashion_mnist_home(), subset="test")
     except (OSError, ValueError):
         return False
     return True
@@ -50,7 +56,7 @@ def synthetic_images(n, rng):
 def fashion_mnist_subset(subset, n, rng=None):
     """``n`` images (rows of 784 pixels in 0-255) of ``subset`` with their labels: drawn
     without replacement by ``rng``, or the first ``n`` where ``rng`` is None."""
-    X, y = load_fashion_mnist(subset=subset, return_X_y=True)
+    X, y = load_fashion_mnist(fashion_mnist_home(), subset=subset, return_X_y=True)
     rows = slice(n) if rng is None else rng.permutation(len(X))[:n]
     return X[rows], y[rows]
 

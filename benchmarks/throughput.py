@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 from _common import IMAGE_SHAPE, TrainingClock, machine_info
+from skorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -86,6 +87,25 @@ def iteration_flops(encoder, X):
     return counter.flops
 
 
+class CompiledEnergy(Callback):
+    """Runs training's energy (the module's forward, and so its input gradient in SGLD)
+    through ``torch.compile`` with ``mode``; inference afterwards runs eager again.
+
+    ``mode='reduce-overhead'`` replays the compiled passes as CUDA graphs, which removes
+    the launch overhead of the many small kernels of an SGLD step on a GPU.
+    """
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def on_train_begin(self, net, **kwargs):
+        module = net.module_
+        module.forward = torch.compile(module.forward, mode=self.mode)
+
+    def on_train_end(self, net, **kwargs):
+        del net.module_.forward  # back to the class's eager forward
+
+
 def _peak_memory_mib(device):
     """Peak resident memory of this process (CPU) or peak allocated CUDA memory, in MiB."""
     if device.type == "cuda":
@@ -106,13 +126,17 @@ def main(argv=None):
     parser.add_argument(
         "--matrix-size", type=int, default=2048, help="side of the probe's square matrices"
     )
+    parser.add_argument(
+        "--compile",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help="train with the energy under torch.compile in this mode (the first iterations, "
+        "which compile, are not timed)",
+    )
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    # One warm-up iteration, then the timed ones.
-    n_images = args.batch_size * (args.iterations + 1)
-    X = rng.uniform(0, 255, size=(n_images, 784)).astype(np.float32)
     results = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": torch.get_num_threads(),
@@ -120,18 +144,27 @@ def main(argv=None):
         "batch_size": args.batch_size,
         "sgld_steps": args.sgld_steps,
     }
+    # One warm-up iteration, then the timed ones. Compiling takes the first iterations:
+    # one graph for SGLD's frozen weights, one for the update's.
+    skipped = 1 if args.compile is None else 3
+    n_images = args.batch_size * (args.iterations + skipped)
+    X = rng.uniform(0, 255, size=(n_images, 784)).astype(np.float32)
+    results["compile"] = args.compile
     for precision in args.precision:
+        callbacks = [("clock", TrainingClock())]
+        if args.compile is not None:
+            callbacks.append(("compile", CompiledEnergy(args.compile)))
         encoder = CEBMEncoder(
             image_shape=IMAGE_SHAPE,
             batch_size=args.batch_size,
             sgld_steps=args.sgld_steps,
             max_iter=1,
-            callbacks=[("clock", TrainingClock())],
+            callbacks=callbacks,
             device=args.device,
             precision=precision,
             random_state=0,
         ).fit(X)
-        durations = dict(encoder.net_.callbacks_)["clock"].batch_seconds_[1:]
+        durations = dict(encoder.net_.callbacks_)["clock"].batch_seconds_[skipped:]
         median = float(np.median(durations))
         compute_dtype = torch.bfloat16 if encoder.precision_ == "bfloat16" else torch.float32
         rate = matrix_product_rate(compute_dtype, encoder.device_, size=args.matrix_size)

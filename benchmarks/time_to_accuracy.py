@@ -146,7 +146,7 @@ def run_setting(name, data, args):
         max_iter=10_000,  # the checkpoints stop training
         random_state=args.seed,
         callbacks=[("clock", TrainingClock(checkpoints[0]))],
-        device="cpu",
+        device=args.device,
         **(dict(n_components=8, batch_size=32, sgld_steps=2) if args.quick else {}),
     )
     params.update(SETTINGS[name])
@@ -214,7 +214,7 @@ def write_outputs(results, args):
         "",
         f"- command: `python benchmarks/time_to_accuracy.py {' '.join(sys.argv[1:])}` "
         "(the last run; every run adds its settings to results.json)",
-        *machine_header("cpu"),
+        *machine_header(args.device),
         f"- data: {args.n_train} training images, {args.n_test} test images; "
         f"{args.n_draws} draws per budget; seed {args.seed}",
         "- accuracy in % at 1 / 10 / 100 labels per class / full training set: logistic "
@@ -295,6 +295,7 @@ def parse_args(argv):
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--n-draws", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, ...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--list", action="store_true", help="print the settings and exit")
     parser.add_argument("--quick", action="store_true", help="synthetic data, tiny budgets")

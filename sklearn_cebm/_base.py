@@ -22,7 +22,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -40,6 +39,7 @@ from ._scaling import (
     to_unit_range,
     unit_range_of,
 )
+from ._seeds import int32_seeds
 from ._training import TrainingInterrupted, check_callbacks
 
 __all__ = [
@@ -270,7 +270,7 @@ def copy_sharing_user_callbacks(obj, estimator):
 
 def _seed_from(random_state):
     """One int32 seed drawn from ``random_state``."""
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return int(int32_seeds(random_state))
 
 
 class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
@@ -520,7 +520,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         :meth:`_fit`'s rollback removes them on failure.
         """
         device = self._training_device()
-        seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=3)
+        seeds = int32_seeds(self.random_state, size=3)
         if input_range is None:
             low, high = fit_input_range(X, per_feature=self.image_shape is None)
         else:

@@ -16,6 +16,8 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
+from ._seeds import int32_seeds
+
 __all__ = ["clustering_stability", "neighbour_modularity"]
 
 
@@ -154,7 +156,7 @@ def clustering_stability(
     for resample in range(n_resamples):
         rows = rng.permutation(X.shape[0])
         pair = (rows[: len(rows) // 2], rows[len(rows) // 2 :])
-        seeds = rng.randint(np.iinfo(np.int32).max, size=2)
+        seeds = int32_seeds(rng, size=2)
         halves.append(pair)
         for index, value in enumerate(param_range):
             fits = []

@@ -31,6 +31,7 @@ from ._neighbour_graph import (
     spectral_partition,
 )
 from ._scaling import to_unit_range
+from ._seeds import int32_seeds
 
 __all__ = ["GMMCEBMClusterer"]
 
@@ -687,9 +688,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
 
     def _fit_best_of_runs(self, X):
         """:meth:`fit` with ``n_init`` runs of the clustering stage, the best one kept."""
-        seeds = check_random_state(self.random_state).randint(
-            np.iinfo(np.int32).max, size=self._n_init()
-        )
+        seeds = int32_seeds(self.random_state, size=self._n_init())
         # One likelihood stage for all runs: it does not depend on the placement, and on
         # the digits it was a third of a run's time.
         likelihood = clone(self).set_params(n_init=1, random_state=int(seeds[0]))

@@ -14,7 +14,8 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import spectral_embedding
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
+
+from ._seeds import int32_seeds
 
 __all__ = [
     "NEIGHBOUR_SEARCH_COMPONENTS",
@@ -208,7 +209,7 @@ def spectral_partition(affinity, n_clusters, n_init, random_state):
     if n_clusters >= n_samples:
         # One part per sample: nothing to solve, and the eigensolver needs more rows.
         return np.arange(n_samples, dtype=np.int64) % n_clusters
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    seed = int32_seeds(random_state)
     with warnings.catch_warnings():
         # A graph in several pieces is a fact of the data, not an error: each piece's
         # indicator is an eigenvector of eigenvalue 0, and k-means keeps the pieces apart.
@@ -225,7 +226,7 @@ def spectral_partition(affinity, n_clusters, n_init, random_state):
             drop_first=False,
         )
     best, least_cut = None, np.inf
-    for run_seed in check_random_state(seed).randint(np.iinfo(np.int32).max, size=n_init):
+    for run_seed in int32_seeds(seed, size=n_init):
         labels = KMeans(n_clusters, n_init=1, random_state=run_seed).fit_predict(embedding)
         cut = normalised_cut(affinity, labels)
         if cut < least_cut:

@@ -14,6 +14,7 @@ from ._core.biases import SphericalGaussianBias
 from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 from ._out_of_range import distance_outside_range, score_outside_range
+from ._seeds import int32_seeds
 from ._typicality import TypicalityTest, input_complexity, statistics_matrix
 
 __all__ = ["CEBMOutlierDetector"]
@@ -444,7 +445,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         contamination = _AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
         if self._outlier_score() == "typicality":
             reference = self._reference_rows
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            seed = int32_seeds(self.random_state)
             statistics, codes = self._model_statistics(reference)
             training_codes, _ = self._inference(self._module().posterior_mean_std, X)
             self.typicality_test_ = TypicalityTest(statistics, codes, training_codes, seed)

@@ -23,9 +23,10 @@ from sklearn.base import BaseEstimator
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
+
+from ._seeds import int32_seeds
 
 __all__ = [
     "StatisticsTypicality",
@@ -415,7 +416,7 @@ class StatisticsTypicality(BaseEstimator):
         """
         self._validate_params()
         check_is_fitted(self.estimator)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = int32_seeds(self.random_state)
         statistics, codes = model_statistics(self.estimator, X)
         if X_train is None:
             order = np.random.default_rng(seed).permutation(len(codes))

@@ -100,7 +100,8 @@ def test_checkpoint_holds_no_training_data(tmp_path):
     path = tmp_path / "model.joblib"
     X = _data()
     clusterer = GMMCEBMClusterer(
-        **CHEAP_SETTINGS_FOR_CLUSTERING | dict(n_init=1), callbacks=[EpochCheckpoint(path)]
+        **CHEAP_SETTINGS_FOR_CLUSTERING | dict(n_init=1, random_state=0),
+        callbacks=[EpochCheckpoint(path)],
     )
     clusterer.fit(X)
     net = joblib.load(path)["estimator"].net_
@@ -168,7 +169,7 @@ def test_copies_share_the_checkpoint_but_not_the_estimators_own_callbacks(tmp_pa
     """The checkpoint goes after the mixture's seeding in the net: a copy of the net for
     a clustering run still shares only the user's callbacks."""
     clusterer = GMMCEBMClusterer(
-        **CHEAP_SETTINGS_FOR_CLUSTERING | dict(n_init=1),
+        **CHEAP_SETTINGS_FOR_CLUSTERING | dict(n_init=1, random_state=0),
         callbacks=[EpochCheckpoint(tmp_path / "m.joblib")],
     ).fit(_data())
     copy = copy_sharing_user_callbacks(clusterer, clusterer)

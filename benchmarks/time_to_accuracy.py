@@ -108,9 +108,8 @@ def score_training_weights(encoder, data, args):
     """The protocol's plain scores of the codes of training's own weights, which the
     moving average of the weights (``ema_decay``) keeps aside: the same run without it."""
     X_train, y_train, X_test, y_test = data
-    module = encoder.net_.module_
-    averaged = [parameter.detach().clone() for parameter in module.parameters()]
-    copy_parameters(encoder.net_.training_weights_, module)
+    net = encoder.net_
+    copy_parameters(net.training_weights_, net.module_)
     try:
         result = few_label_accuracy(
             encoder.transform(X_train),
@@ -122,7 +121,7 @@ def score_training_weights(encoder, data, args):
             random_state=args.seed,
         )
     finally:
-        copy_parameters(averaged, module)
+        net.weight_average_.copy_to(net.module_)
     return [[100 * result[b][0], 100 * result[b][1]] for b in _budgets(args)]
 
 

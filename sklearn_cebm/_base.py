@@ -268,11 +268,6 @@ def copy_sharing_user_callbacks(obj, estimator):
     return copy.deepcopy(obj, {id(callback): callback for callback in shared})
 
 
-def _seed_from(random_state):
-    """One int32 seed drawn from ``random_state``."""
-    return int(int32_seeds(random_state))
-
-
 class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """A transformer whose output has ``n_components`` columns in X's float dtype."""
 
@@ -824,7 +819,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self, "net_")
         self._validate_params()
         n_samples = check_count(n_samples, "n_samples", min_val=1)
-        seed = _seed_from(self.random_state if random_state is None else random_state)
+        seed = int32_seeds(self.random_state if random_state is None else random_state)
         samples = draw(n_samples, seed)
         return from_unit_range(samples.numpy(), self.input_center_, self.input_scale_)
 

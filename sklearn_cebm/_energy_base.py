@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNeuralEstimator, _seed_from, check_count
+from ._base import BaseNeuralEstimator, check_count
 from ._core.ais import annealed_importance_sampling
 from ._core.box_densities import UniformBox
 from ._core.model import ConjugateEnergyModel
 from ._core.precision import compute_dtype_for
 from ._core.sgld import frozen_parameters
 from ._scaling import unit_range_log_volume
+from ._seeds import int32_seeds
 from ._training import DSMNet, PCDNet
 
 __all__ = ["BaseCEBM", "BaseEnergyEstimator"]
@@ -190,7 +191,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         n_temperatures = check_count(n_temperatures, "n_temperatures", 1, method)
         module = self._module().eval()
         device = next(module.parameters()).device
-        seed = _seed_from(self.random_state if random_state is None else random_state)
+        seed = int32_seeds(self.random_state if random_state is None else random_state)
         with frozen_parameters(module):
             estimate = annealed_importance_sampling(
                 module,

@@ -198,15 +198,18 @@ class SeededNet(NeuralNet):
             ("print_log", EpochTable()),
         ]
 
+    # Attributes that hold tensors on the training device, beyond skorch's own: unpickling
+    # maps them to the loading machine's device, so that a net trained on CUDA loads on a
+    # CPU. The module given to the net is the object skorch trains as module_, but skorch
+    # maps only module_ by itself.
+    device_attributes = ("module",)
+
     def initialize(self):
         """Initialise skorch's components and the random generator."""
         super().initialize()
         self.random_generator_ = torch.Generator().manual_seed(self.seed)
-        # The module given to the net is the object skorch trains as module_, but skorch
-        # maps only module_ to the loading machine's device when unpickling: the given
-        # module must go the same way, or a net trained on CUDA needs CUDA to load.
-        if "module" not in self.cuda_dependent_attributes_:
-            self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
+        missing = [a for a in self.device_attributes if a not in self.cuda_dependent_attributes_]
+        self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, *missing]
         return self
 
     def device_generator(self):
@@ -308,18 +311,14 @@ class EnergyNet(SeededNet):
         self.sgld_noise = sgld_noise
         self.ema_decay = ema_decay
 
-    # What weight averaging keeps on the net; on the training device, so mapped to the
-    # loading machine's device as the module is.
-    _averaging_attributes = ("weight_average_", "training_weights_")
+    # What weight averaging keeps on the net, on the training device.
+    device_attributes = (*SeededNet.device_attributes, "weight_average_", "training_weights_")
 
     def initialize(self):
         """Initialise skorch's components, with no weight average yet."""
         super().initialize()
         self.weight_average_ = None
         self.training_weights_ = None
-        for name in self._averaging_attributes:
-            if name not in self.cuda_dependent_attributes_:
-                self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, name]
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):

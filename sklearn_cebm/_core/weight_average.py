@@ -10,7 +10,7 @@ average does not reach back to its first, poorly fitted weights.
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "copy_parameters"]
 
 
 class WeightAverage:

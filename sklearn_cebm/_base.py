@@ -435,11 +435,16 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
         return X
 
     # ----------------------------------------------------------------- building
+    def _encoder_choice(self):
+        """``encoder`` as the networks are built from it: 'auto' is resolved by
+        :func:`uses_conv_net` unless an estimator says otherwise."""
+        return self.encoder
+
     def _build_model(self, X_unit, generator):
         """The module for data like ``X_unit`` (scaled), its encoder initialised or checked."""
         n_features = X_unit.shape[1]
         encoder, ours = _build_encoder(
-            self.encoder,
+            self._encoder_choice(),
             self.image_shape,
             self._encoder_hidden_layer_sizes(n_features),
             n_features,

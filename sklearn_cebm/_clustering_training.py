@@ -13,11 +13,14 @@ given to ``partial_fit`` holds sample i's label in the partition (or
 ``X``.
 """
 
+import copy
 import math
+import warnings
 
 import torch
 from skorch.dataset import unpack_data
 
+from ._callbacks import SamplerWarning
 from ._core.losses import neighbour_consistency_loss
 from ._training import DSMNet, PCDNet
 
@@ -36,8 +39,17 @@ class NeighbourClusteringMixin:
     infinite evidence gaps, and the conv net's evidences ran away on the digits after
     about 1,500 updates (the cross-entropy rose from 0.005 to 1e12, NMI 0.85 to 0.09);
     smoothed, the optimum is at log-odds of ``log((1 - eps + eps / L) / (eps / L))``. A
-    cross-entropy above ``DIVERGED_PARTITION_NLL`` times ``log L`` (the uniform guess's)
-    raises ``TrainingDivergedError``. Without one,
+    batch whose cross-entropy is non-finite or above ``DIVERGED_PARTITION_NLL`` times
+    ``log L`` (the uniform guess's), or an epoch whose mean is above ``log L`` after an
+    epoch below it, has run away: the stage goes back to the weights and optimizer state
+    of its last healthy epoch (or to its start), halves ``clustering_lr`` from there on,
+    records the epoch it went back to as ``clustering_rollback`` and warns
+    (:class:`~sklearn_cebm._callbacks.SamplerWarning`); after
+    ``MAX_CLUSTERING_ROLLBACKS`` the next runaway sets the step to 0, so that the model
+    keeps its last healthy weights. On small data, with settings for a quick try (50
+    blobs, 8 latent dimensions, batches of 32), the cross-entropy crept from 0.3 to 3-7
+    late in the stage's 2,000 updates (1,000 epochs) for one seed of three, and a batch's
+    spiked past 100 times log L in scikit-learn's estimator checks. Without one,
     each update draws one of the listed neighbours of every sample of the batch and
     descends ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's
     balance term (:meth:`GaussianMixtureBias.balance_penalty`), recorded as
@@ -78,6 +90,8 @@ class NeighbourClusteringMixin:
     PARTITION_LABEL_SMOOTHING = 0.1
     # partition_nll above this many times log L (the uniform guess's) has diverged.
     DIVERGED_PARTITION_NLL = 100
+    # Runaways of the partition's cross-entropy undone before one raises.
+    MAX_CLUSTERING_ROLLBACKS = 3
     # The label in the targets' first column that says no partition was given.
     NO_PARTITION = -1
     # Updates whose batches must all leave a cluster unchosen for it to count as empty.
@@ -129,10 +143,21 @@ class NeighbourClusteringMixin:
         """Keep the call's data, which the neighbour indices in ``y`` point into."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.neighbour_data_ = torch.as_tensor(X)
+        if self.in_clustering_stage():
+            # A call that continues the stage can roll back to where it began.
+            self.clustering_best_nll_ = math.inf
+            self._keep_clustering_snapshot(epoch=len(self.history))
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        # The net is pickled with the estimator: keep no reference to the data.
+        # The net is pickled with the estimator: keep no reference to the data, nor a
+        # second copy of the weights.
         self.neighbour_data_ = None
+        snapshot = self.__dict__.pop("clustering_snapshot_", None)
+        if snapshot is not None and snapshot["epoch"] < len(self.history):
+            # The stage ends on its epoch of least cross-entropy against the partition:
+            # the model that learned it best (later epochs crept up on small data).
+            self._restore(snapshot)
+            self.history.record("clustering_best_epoch", snapshot["epoch"])
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -146,6 +171,9 @@ class NeighbourClusteringMixin:
             self.initialize_optimizer()
             self.clustering_updates_done_ = 0
             self.chosen_counts_ = None
+            self.clustering_rollbacks_ = 0
+            self.clustering_best_nll_ = math.inf
+            self._keep_clustering_snapshot(epoch=self.likelihood_epochs)
             if self.clustering_likelihood and hasattr(self, "replay_buffer_"):
                 # The components' placement changed the energy: the chains of the old
                 # one are no sample of it (with components fitted to the codes, their
@@ -155,6 +183,75 @@ class NeighbourClusteringMixin:
         lr = self.clustering_lr if self.in_clustering_stage() else self.lr
         for group in self.optimizer_.param_groups:
             group["lr"] = lr
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Keep a healthy clustering epoch's weights; undo an epoch that ran away."""
+        super().on_epoch_end(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        epoch = self.history[-1]
+        if not self.in_clustering_stage() or "clustering_rollback" in epoch:
+            return
+        losses = [batch["partition_nll"] for batch in epoch["batches"] if "partition_nll" in batch]
+        if not losses:
+            self._keep_clustering_snapshot(epoch=len(self.history))
+            return
+        loss = sum(losses) / len(losses)
+        uniform = math.log(max(len(self.module_.bias.means), 2))
+        if loss > uniform and self.clustering_best_nll_ < uniform:
+            self._roll_back_clustering(
+                f"partition_nll {loss:.3g} over the epoch, above the uniform guess's "
+                f"{uniform:.3g} after {self.clustering_best_nll_:.3g}"
+            )
+        elif loss <= self.clustering_best_nll_:
+            self.clustering_best_nll_ = loss
+            self._keep_clustering_snapshot(epoch=len(self.history))
+
+    def _keep_clustering_snapshot(self, epoch):
+        """Copy what a rollback of the clustering stage to the end of ``epoch`` restores."""
+        self.clustering_snapshot_ = {
+            "epoch": epoch,
+            "module": copy.deepcopy(self.module_.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
+            "weight_average": copy.deepcopy(getattr(self, "weight_average_", None)),
+        }
+
+    def _restore(self, snapshot):
+        self.module_.load_state_dict(snapshot["module"])
+        self.optimizer_.load_state_dict(snapshot["optimizer"])
+        if getattr(self, "weight_average_", None) is not None:
+            self.weight_average_ = copy.deepcopy(snapshot["weight_average"])
+
+    def _roll_back_clustering(self, what):
+        """Restore the last healthy clustering epoch and halve ``clustering_lr``; once the
+        rollbacks are spent, keep that epoch's weights for the rest of the stage."""
+        snapshot = getattr(self, "clustering_snapshot_", None)
+        if snapshot is None:
+            raise self.diverged(what)
+        self._restore(snapshot)
+        # The optimizer's step after this update skips parameters without a gradient.
+        self.optimizer_.zero_grad(set_to_none=True)
+        self.clustering_rollbacks_ = getattr(self, "clustering_rollbacks_", 0) + 1
+        self.history.record("clustering_rollback", snapshot["epoch"])
+        old_lr = self.clustering_lr
+        if self.clustering_rollbacks_ > self.MAX_CLUSTERING_ROLLBACKS:
+            # Smaller steps ran away again: the partition was learned as far as this
+            # model can on these data, and the stage ends where it was best.
+            self.clustering_lr = 0.0
+            then = "keeps those weights for the rest of the stage"
+        else:
+            self.clustering_lr = old_lr / 2
+            then = f"goes on at clustering learning rate {self.clustering_lr:.3g}"
+        for group in self.optimizer_.param_groups:
+            group["lr"] = self.clustering_lr
+        warnings.warn(
+            f"The clustering stage ran away ({what}): training went back to the end of "
+            f"epoch {snapshot['epoch']} and {then} instead of {old_lr:.3g} (rollback "
+            f"{self.clustering_rollbacks_}; after {self.MAX_CLUSTERING_ROLLBACKS} the stage "
+            "stops updating).",
+            SamplerWarning,
+            stacklevel=2,
+        )
 
     def train_step_single(self, batch, **fit_params):
         """The net's own update in the likelihood stage; a clustering update after it."""
@@ -205,7 +302,8 @@ class NeighbourClusteringMixin:
         n_clusters = max(log_responsibilities.shape[-1], 2)
         limit = self.DIVERGED_PARTITION_NLL * math.log(n_clusters)
         if not torch.isfinite(loss) or loss.item() > limit:
-            raise self.diverged(f"partition_nll {loss.item():.3g} above {limit:.3g}")
+            self._roll_back_clustering(f"partition_nll {loss.item():.3g} above {limit:.3g}")
+            return {"loss": loss.detach(), "y_pred": log_responsibilities.detach()}
         loss.backward()
         self.history.record_batch("partition_nll", loss.item())
         return {"loss": loss, "y_pred": log_responsibilities}

@@ -13,11 +13,12 @@ import pytest
 import torch
 from scipy.special import rel_entr, softmax
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
-from sklearn_cebm import GMMCEBMClusterer, TrainingDivergedError
+from sklearn_cebm import GMMCEBMClusterer, SamplerWarning, TrainingDivergedError
 from sklearn_cebm._clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering_training import ClusteringPCDNet
 from sklearn_cebm._core.biases import GaussianMixtureBias
@@ -594,17 +595,59 @@ def test_gmmcebmclusterer_learns_the_partition_with_bounded_certainty(blobs):
     assert np.quantile(certainty, 0.9) < 0.99
 
 
-def test_gmmcebmclusterer_diverging_clustering_stage_raises_and_keeps_the_estimator(X):
+def test_gmmcebmclusterer_runaway_clustering_stage_rolls_back_then_stops(X):
+    # A step far too large: each runaway goes back to the stage's start and halves the
+    # step; after MAX_CLUSTERING_ROLLBACKS the stage keeps those weights, so the model is
+    # the one a stage of no updates leaves, and no error is raised.
     settings = {**SETTINGS, "clustering_updates": 50, "clustering_learning_rate": 10.0}
-    clusterer = GMMCEBMClusterer(**settings, random_state=0)
-    with pytest.raises(TrainingDivergedError, match=r"partition_nll .* Lower clustering_learning"):
-        clusterer.fit(X)
-    assert not hasattr(clusterer, "net_")
-    # With the likelihood kept, the advice names it too.
-    clusterer.set_params(clustering_likelihood=True)
+    with pytest.warns(SamplerWarning, match="clustering stage ran away") as record:
+        clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    runaways = [str(w.message) for w in record if "ran away" in str(w.message)]
+    assert len(runaways) == ClusteringPCDNet.MAX_CLUSTERING_ROLLBACKS + 1
+    assert "keeps those weights" in runaways[-1]
+    max_iter = SETTINGS["max_iter"]
+    rolled_back = [
+        epoch["clustering_rollback"]
+        for epoch in clusterer.history_
+        if "clustering_rollback" in epoch
+    ]
+    assert rolled_back and set(rolled_back) == {max_iter}
+    untrained = GMMCEBMClusterer(**{**settings, "clustering_updates": 0}, random_state=0).fit(X)
+    np.testing.assert_allclose(clusterer.predict_proba(X), untrained.predict_proba(X), atol=1e-6)
+
+
+def test_gmmcebmclusterer_clustering_stage_ends_on_its_least_cross_entropy(blobs):
+    X, _ = blobs
+    settings = {**SETTINGS, "clustering_updates": 60, "clustering_learning_rate": 3e-2}
+    clusterer = GMMCEBMClusterer(**settings, random_state=0).fit(X)
+    stage = [epoch for epoch in clusterer.history_ if epoch["epoch"] > SETTINGS["max_iter"]]
+    losses = {epoch["epoch"]: epoch["partition_nll"] for epoch in stage}
+    best = min(losses, key=losses.get)
+    restored = clusterer.history_[-1].get("clustering_best_epoch", stage[-1]["epoch"])
+    assert restored == best
+
+
+def test_gmmcebmclusterer_diverging_likelihood_in_clustering_stage_raises(X):
+    # With the likelihood kept, the sampler's runaway is the likelihood's divergence:
+    # it raises, and the advice names the option.
+    settings = {**SETTINGS, "clustering_updates": 50, "clustering_learning_rate": 10.0}
+    clusterer = GMMCEBMClusterer(**settings, clustering_likelihood=True, random_state=0)
     with pytest.raises(TrainingDivergedError, match=r"or set clustering_likelihood=False"):
         clusterer.fit(X)
     assert not hasattr(clusterer, "net_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_gmmcebmclusterer_auto_encoder_is_the_mlp_for_images():
+    from sklearn_cebm._core.encoders import ConvEncoder, MLPEncoder
+
+    X, _ = load_digits(return_X_y=True)
+    # Which network is built, not what it learns: one epoch of each stage.
+    settings = {**SETTINGS, "clustering_updates": 1, "max_iter": 1}
+    auto = GMMCEBMClusterer(**settings, image_shape=(1, 8, 8), random_state=0).fit(X[:100])
+    assert isinstance(auto.net_.module_.encoder, MLPEncoder)
+    conv = GMMCEBMClusterer(**settings, image_shape=(1, 8, 8), encoder="cnn", random_state=0)
+    assert isinstance(conv.fit(X[:100]).net_.module_.encoder, ConvEncoder)
 
 
 def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):

@@ -1,5 +1,17 @@
-"""Clustering into 10 clusters: NMI, ARI and matched accuracy of the CEBM and GMM-VAE
-clusterers beside KMeans and GaussianMixture on the pixels, over several seeds.
+"""Clustering into as many clusters as the data have classes: NMI, ARI and matched
+accuracy of the CEBM and GMM-VAE clusterers beside scikit-learn's spectral clustering of
+the graph the CEBM clusterer starts from (its labels carried to test rows by 10 nearest
+neighbours), and KMeans and GaussianMixture on the pixels, over several seeds.
+
+Beyond the digits and Fashion-MNIST, ``--data`` takes the sets of
+``benchmarks/_clustering_sets.py``: Fashion-MNIST subsets of 5,000 and 20,000 images, its
+five classes of tops, shifted and contrast-changed variants, the digits 0-4, and MNIST-like
+28x28 handwritten digits built from scikit-learn's (``handwritten-20k``,
+``handwritten-60k``). For example::
+
+    python benchmarks/clustering.py --data digits digits-0-4 fashion-mnist-5k \
+        --methods GMMCEBMClusterer "SpectralClustering (same graph) + 10-NN" \
+        "KMeans (pixels)" --seeds 0 1 2 3 4 --output benchmarks/results/clustering.md
 
 Run from the repository root. scikit-learn's digits (1,797 x 64, pixels 0-16), fitted and
 scored on all of it, as is usual for digits clustering::
@@ -32,46 +44,111 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _clustering_sets import CLUSTERING_SETS, load_clustering_set
 from _common import load_images, machine_header, machine_info, write_lines
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, GMMVAEClusterer
 
 N_CLUSTERS = 10
-DATA_SETS = ("digits", "fashion-mnist", "synthetic")
-N_FEATURES = {"digits": 64, "fashion-mnist": 784, "synthetic": 784}
+# The sets sized by --n-train / --n-test (and --quick), then the fixed recipes of
+# _clustering_sets.py.
+SIZED_SETS = ("digits", "fashion-mnist", "synthetic")
+DATA_SETS = tuple(dict.fromkeys([*SIZED_SETS, *CLUSTERING_SETS]))
+N_FEATURES = {name: 64 if name.startswith("digits") else 784 for name in DATA_SETS}
+# The neighbours GMMCEBMClusterer searches among (its NEIGHBOUR_SEARCH_COMPONENTS).
+SEARCH_COMPONENTS = 50
+
+
+class SpectralBaseline(ClusterMixin, BaseEstimator):
+    """scikit-learn's spectral clustering on the graph GMMCEBMClusterer starts from,
+    its labels carried to new rows by a k-nearest-neighbour classifier.
+
+    The rows are scaled into [0, 1] per feature (as the clusterer scales them without
+    ``image_shape``) and projected on their 50 leading principal components where they
+    have more features; ``SpectralClustering(affinity='nearest_neighbors',
+    n_neighbors=10, assign_labels='cluster_qr')`` partitions them, and ``predict`` gives
+    a new row the majority label of its 10 nearest training rows there. The eigenproblem
+    is solved by 'amg' where pyamg is installed (ARPACK, scikit-learn's default, took
+    616 s on 60,000 images), else by ARPACK.
+    """
+
+    def __init__(self, n_clusters=10, n_neighbors=10, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+
+    def _project(self, X):
+        return self.projection_.transform(X)
+
+    def fit(self, X, y=None):
+        steps = [("scale", MinMaxScaler())]
+        if X.shape[1] > SEARCH_COMPONENTS:
+            steps.append(("pca", PCA(SEARCH_COMPONENTS, random_state=0)))
+        self.projection_ = Pipeline(steps).fit(X)
+        codes = self._project(X)
+        try:
+            import pyamg  # noqa: F401
+
+            solver = "amg"
+        except ImportError:
+            solver = "arpack"
+        self.eigen_solver_ = solver
+        self.labels_ = SpectralClustering(
+            self.n_clusters,
+            affinity="nearest_neighbors",
+            n_neighbors=self.n_neighbors,
+            assign_labels="cluster_qr",
+            eigen_solver=solver,
+            random_state=self.random_state,
+        ).fit_predict(codes)
+        self.classifier_ = KNeighborsClassifier(self.n_neighbors).fit(codes, self.labels_)
+        return self
+
+    def predict(self, X):
+        return self.classifier_.predict(self._project(X))
+
+
 QUICK_SIZES = dict(n_train=5000, n_test=2000)
 FULL_SIZES = dict(n_train=60000, n_test=10000)  # all of Fashion-MNIST
 
 
 # ----------------------------------------------------------------- the methods
 def make_methods(encoder_kwargs):
-    """``{name: factory(seed)}`` of every method; ``encoder_kwargs`` go to the neural ones."""
+    """``{name: factory(seed, n_clusters)}`` of every method; ``encoder_kwargs`` go to the
+    neural ones."""
     return {
-        "KMeans (pixels)": lambda seed: KMeans(N_CLUSTERS, n_init=10, random_state=seed),
+        "KMeans (pixels)": lambda seed, k: KMeans(k, n_init=10, random_state=seed),
+        "SpectralClustering (same graph) + 10-NN": lambda seed, k: SpectralBaseline(
+            k, random_state=seed
+        ),
         # reg_covar=1e-2 because some pixels are constant (digits' borders, Fashion-MNIST's
         # corners): their variance is 0, and the default 1e-6 makes the fit degenerate.
-        "GaussianMixture (pixels)": lambda seed: GaussianMixture(
-            N_CLUSTERS, covariance_type="diag", reg_covar=1e-2, random_state=seed
+        "GaussianMixture (pixels)": lambda seed, k: GaussianMixture(
+            k, covariance_type="diag", reg_covar=1e-2, random_state=seed
         ),
         # Pipeline.fit_predict is there because its last step, KMeans, has fit_predict.
-        "KMeans (CEBMEncoder codes)": lambda seed: Pipeline(
+        "KMeans (CEBMEncoder codes)": lambda seed, k: Pipeline(
             [
                 ("encoder", CEBMEncoder(random_state=seed, **encoder_kwargs)),
-                ("kmeans", KMeans(N_CLUSTERS, n_init=10, random_state=seed)),
+                ("kmeans", KMeans(k, n_init=10, random_state=seed)),
             ]
         ),
-        "GMMCEBMClusterer": lambda seed: GMMCEBMClusterer(
-            n_clusters=N_CLUSTERS, random_state=seed, **encoder_kwargs
+        "GMMCEBMClusterer": lambda seed, k: GMMCEBMClusterer(
+            n_clusters=k, random_state=seed, **encoder_kwargs
         ),
-        "GMMVAEClusterer": lambda seed: GMMVAEClusterer(
-            n_clusters=N_CLUSTERS, random_state=seed, **encoder_kwargs
+        "GMMVAEClusterer": lambda seed, k: GMMVAEClusterer(
+            n_clusters=k, random_state=seed, **encoder_kwargs
         ),
     }
 
@@ -110,14 +187,17 @@ def load_data(name, n_train, n_test):
     if name == "digits":
         X, y = load_digits(return_X_y=True)
         return X, y, None, None
+    if name not in SIZED_SETS:
+        return load_clustering_set(name)
     return load_images(name, n_train, n_test, np.random.default_rng(0))
 
 
 # ----------------------------------------------------------------- measuring
 def measure(make, settings, X_train, y_train, X_test, y_test, seed):
-    """Fit one method with one seed; its scores on the training rows (``fit_predict``) and,
-    where there is a test set and the method can ``predict``, on the test rows."""
-    estimator = make(seed).set_params(**settings)
+    """Fit one method with one seed, into as many clusters as the data have classes; its
+    scores on the training rows (``fit_predict``) and, where there is a test set and the
+    method can ``predict``, on the test rows."""
+    estimator = make(seed, len(np.unique(y_train))).set_params(**settings)
     started = time.perf_counter()
     labels = estimator.fit_predict(X_train)
     fit_seconds = time.perf_counter() - started
@@ -202,7 +282,7 @@ def report(rows, command, settings, encoder_kwargs, seeds):
     """The markdown report: command, machine, what was measured, a table per data set and
     per set of rows scored."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lines = ["# Clustering into 10 clusters", "", f"Command: `{command}`", ""]
+    lines = ["# Clustering into as many clusters as classes", "", f"Command: `{command}`", ""]
     lines += [*machine_header(device), ""]
     lines += [
         f"Seeds {list(seeds)}; means ± population sd over them. Pixels are passed as they",

@@ -6,13 +6,11 @@ graph, its edges weighted by the neighbours the two ends share, is where its clu
 stage starts.
 """
 
-import warnings
-
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
+from scipy.sparse import linalg as sparse_linalg
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.manifold import spectral_embedding
 from sklearn.neighbors import NearestNeighbors
 
 from ._seeds import int32_seeds
@@ -34,6 +32,12 @@ __all__ = [
 # the plateau of both data sets: 75 and 100 components gave the same partitions within
 # 0.002, 10 to 40 worse or unstable ones (spectral_partition_components.md).
 NEIGHBOUR_SEARCH_COMPONENTS = 50
+
+# Graphs of at most this many rows are solved densely (LAPACK), where Lanczos gains
+# nothing and needs more rows than eigenvectors.
+_DENSE_EIGENPROBLEM_ROWS = 2000
+# ARPACK's relative accuracy of the eigenvalues; 0 would ask for machine precision.
+_EIGEN_TOLERANCE = 1e-8
 
 # shared_neighbour_affinity's products of the membership matrix, this many rows at a time
 # per (n_neighbors + 1) ** 2 entries: about 4 million entries (50 MiB) at a time.
@@ -169,19 +173,50 @@ def normalised_cut(affinity, labels):
     return float(np.sum((volumes[occupied] - within[occupied]) / volumes[occupied]))
 
 
+def _spectral_embedding(affinity, n_dimensions, seed):
+    """The graph's ``n_dimensions`` leading eigenvectors of the random walk, rows of shape
+    (n_samples, n_dimensions).
+
+    The eigenvectors ``v`` of largest eigenvalue of the normalised adjacency
+    ``D^-1/2 A D^-1/2`` (the smallest of the normalised Laplacian), mapped back as
+    ``D^-1/2 v`` (Ng, Jordan & Weiss, 2002; von Luxburg, 2007), found by ARPACK's
+    Lanczos iteration to near machine precision: its answer is a property of the graph,
+    whatever ``seed`` starts it. scikit-learn's LOBPCG path, used before, stops at a
+    residual that grows with the number of rows (``sqrt(1e-15) * n``): on 60,000
+    MNIST-like digits its eigenvectors depended on the start, and their partition's NMI
+    with the labels ranged from 0.718 to 0.740 over five starts, against 0.738-0.739 from
+    these, found in about a second rather than 25 s
+    (``benchmarks/results/spectral_partition_solver.md``).
+    """
+    degrees = np.asarray(affinity.sum(axis=1)).ravel()
+    # A sample with no edge (none here: each has its neighbours) would divide by zero.
+    inverse_sqrt = 1.0 / np.sqrt(np.maximum(degrees, np.finfo(np.float64).tiny))
+    scaling = sparse.diags(inverse_sqrt)
+    normalised = (scaling @ affinity @ scaling).tocsr()
+    n_samples = affinity.shape[0]
+    if n_samples <= _DENSE_EIGENPROBLEM_ROWS:
+        _, vectors = linalg.eigh(normalised.toarray())
+        vectors = vectors[:, ::-1][:, :n_dimensions]
+    else:
+        start = np.random.default_rng(seed).standard_normal(n_samples)
+        values, vectors = sparse_linalg.eigsh(
+            normalised, k=n_dimensions, which="LA", v0=start, tol=_EIGEN_TOLERANCE
+        )
+        vectors = vectors[:, np.argsort(values)[::-1]]
+    return vectors * inverse_sqrt[:, None]
+
+
 def spectral_partition(affinity, n_clusters, n_init, random_state):
     """Labels of the spectral clustering of the graph ``affinity``, shape (n,).
 
     The normalised spectral clustering of a symmetric sparse graph, such as
-    :func:`shared_neighbour_affinity`'s: k-means on the graph Laplacian's first
-    ``n_clusters`` eigenvectors (Ng, Jordan & Weiss, 2002; von Luxburg, 2007), found by
-    :func:`sklearn.manifold.spectral_embedding` with the LOBPCG eigensolver (ARPACK's
-    shift-invert took minutes on 60,000 samples, LOBPCG three seconds). The eigenvectors
-    are the relaxed minimiser of the normalised cut (:func:`normalised_cut`): the
-    partition into ``n_clusters`` parts of comparable volume with the least edge weight
-    between them. k-means rounds them to a partition; of its ``n_init`` runs, the one
-    whose partition has the least normalised cut is kept, the objective the relaxation
-    stands for, rather than the least k-means inertia in the relaxed space, as
+    :func:`shared_neighbour_affinity`'s: k-means on the rows of the random walk's first
+    ``n_clusters`` eigenvectors (:func:`_spectral_embedding`). The eigenvectors are the
+    relaxed minimiser of the normalised cut (:func:`normalised_cut`): the partition into
+    ``n_clusters`` parts of comparable volume with the least edge weight between them.
+    k-means rounds them to a partition; of its ``n_init`` runs, the one whose partition
+    has the least normalised cut is kept, the objective the relaxation stands for,
+    rather than the least k-means inertia in the relaxed space, as
     :func:`sklearn.cluster.spectral_clustering` keeps. The two agreed on the digits
     (NMI 0.896); on Fashion-MNIST's 60,000 training images the least inertia kept a
     partition of NMI 0.661 from two of three eigensolver starts, the least cut one of
@@ -210,21 +245,7 @@ def spectral_partition(affinity, n_clusters, n_init, random_state):
         # One part per sample: nothing to solve, and the eigensolver needs more rows.
         return np.arange(n_samples, dtype=np.int64) % n_clusters
     seed = int32_seeds(random_state)
-    with warnings.catch_warnings():
-        # A graph in several pieces is a fact of the data, not an error: each piece's
-        # indicator is an eigenvector of eigenvalue 0, and k-means keeps the pieces apart.
-        warnings.filterwarnings("ignore", message="Graph is not fully connected")
-        # LOBPCG's iteration cap: eigenvectors accurate to 1e-5 rather than the 3e-5 asked
-        # for (the digits at 5 neighbours) are ample for k-means on their rows.
-        warnings.filterwarnings("ignore", message="Exited at iteration")
-        warnings.filterwarnings("ignore", message="Exited postprocessing")
-        embedding = spectral_embedding(
-            affinity,
-            n_components=n_clusters,
-            eigen_solver="lobpcg",
-            random_state=seed,
-            drop_first=False,
-        )
+    embedding = _spectral_embedding(affinity, n_clusters, seed)
     best, least_cut = None, np.inf
     for run_seed in int32_seeds(seed, size=n_init):
         labels = KMeans(n_clusters, n_init=1, random_state=run_seed).fit_predict(embedding)

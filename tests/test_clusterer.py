@@ -510,14 +510,14 @@ def test_gmmcebmclusterer_clustering_stage_fits_the_spectral_partition(blobs):
     X, y = blobs
     settings = {**SETTINGS, "clustering_updates": 40, "n_init": "auto"}
     clusterer = GMMCEBMClusterer(**settings, random_state=3).fit(X)
-    assert clusterer.init_params == "spectral" and clusterer._n_init() == 10
+    assert clusterer.init_params == "spectral" and clusterer._n_init() == 100
     clustering = clusterer.history_[SETTINGS["max_iter"] :]
     assert len(clustering) == 8  # 40 updates of 5 an epoch
     assert all("partition_nll" in epoch and "consistency" not in epoch for epoch in clustering)
     assert clustering[-1]["partition_nll"] < clustering[0]["partition_nll"]
     X_unit = clusterer._inference(lambda x: x, X)
     rows = nearest_neighbour_rows(X_unit, clusterer.n_neighbors)
-    partition = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=10, random_state=3)
+    partition = spectral_partition(shared_neighbour_affinity(rows), 3, n_init=100, random_state=3)
     assert adjusted_rand_score(y, partition) == 1.0  # the blobs are the graph's pieces
     np.testing.assert_array_equal(clusterer.labels_, partition)  # and the model learned them
 
@@ -551,7 +551,7 @@ def test_gmmcebmclusterer_places_each_component_on_its_parts_codes(X):
     centre = centroids.mean(axis=0)
     scale = np.linalg.norm(means - means.mean(axis=0)) / np.linalg.norm(centroids - centre)
     np.testing.assert_allclose(means - means.mean(axis=0), scale * (centroids - centre), atol=1e-4)
-    assert 0 < scale <= 1
+    assert 0 < scale <= 1 + 1e-6  # 1 where no pull was needed, up to rounding
 
 
 def test_gmmcebmclusterer_continued_training_names_the_parts_after_its_clusters(X):

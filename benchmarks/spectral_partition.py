@@ -21,12 +21,14 @@ test images' NMI comes from ``predict`` of a fitted model (benchmarks/clustering
 """
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
 import time
 
 import numpy as np
+from _clustering_sets import CLUSTERING_SETS, load_clustering_set
 from _common import fashion_mnist_subset, machine_header, machine_info, write_lines
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -36,28 +38,33 @@ from sklearn_cebm._neighbour_graph import (
     NEIGHBOUR_SEARCH_COMPONENTS,
     nearest_neighbour_rows,
     neighbour_affinity,
+    normalised_cut,
     shared_neighbour_affinity,
     spectral_partition,
 )
 from sklearn_cebm._scaling import fit_unit_range, to_unit_range
 
-N_CLUSTERS = 10
-N_INIT = 10  # GMMCEBMClusterer's n_init='auto' with init_params='spectral'
+N_INIT = 100  # GMMCEBMClusterer's n_init='auto' with init_params='spectral'
 AFFINITIES = {"shared": shared_neighbour_affinity, "connectivity": neighbour_affinity}
 
 
 def training_data(name):
-    """The training rows and labels of ``name``: all digits, or Fashion-MNIST's 60,000."""
+    """The training rows and labels of ``name``: all digits, Fashion-MNIST's 60,000, or
+    the training rows of a set of ``_clustering_sets.py``."""
     if name == "digits":
         return load_digits(return_X_y=True)
-    return fashion_mnist_subset("train", 60000)
+    if name == "fashion-mnist":
+        return fashion_mnist_subset("train", 60000)
+    X, y, _, _ = load_clustering_set(name)
+    return X, y
 
 
-def measure(name, n_neighbors_values, seeds, per_feature, search_components, affinities):
+def measure(name, n_neighbors_values, seeds, per_feature, search_components, affinities, n_inits):
     """Rows of NMI and ARI of the partition per neighbour search, ``n_neighbors``,
     weighting and seed."""
     X, y = training_data(name)
     X = np.asarray(X, dtype=np.float32)
+    n_clusters = len(np.unique(y))
     center, scale = fit_unit_range(X, per_feature=per_feature)
     X_unit = to_unit_range(X, center, scale)
     results = []
@@ -71,13 +78,15 @@ def measure(name, n_neighbors_values, seeds, per_feature, search_components, aff
             purity = float(np.mean(y[own] == y[:, None]))
             for affinity in affinities:
                 graph = AFFINITIES[affinity](own)
-                for seed in seeds:
+                for n_init, seed in itertools.product(n_inits, seeds):
                     start = time.perf_counter()
-                    labels = spectral_partition(graph, N_CLUSTERS, N_INIT, seed)
-                    sizes = np.bincount(labels, minlength=N_CLUSTERS)
+                    labels = spectral_partition(graph, n_clusters, n_init, seed)
+                    sizes = np.bincount(labels, minlength=n_clusters)
                     results.append(
                         dict(
                             data=name,
+                            n_init=n_init,
+                            cut=normalised_cut(graph, labels),
                             search_components=components,
                             n_neighbors=n_neighbors,
                             affinity=affinity,
@@ -106,27 +115,30 @@ def report(results, args):
         "",
         f"Rows scaled into the box {'per feature' if args.per_feature else 'over all pixels'}"
         f" (as GMMCEBMClusterer scales them {'without' if args.per_feature else 'with'}"
-        f" `image_shape`); {N_INIT} k-means runs on the eigenvectors; NMI and ARI of the"
-        " 10-part partition against the labels of the training rows; 'of the class' is the"
+        f" `image_shape`); 'n_init' k-means runs on the eigenvectors, the partition of least"
+        " normalised cut ('cut') kept; NMI and ARI of the partition into as many parts as"
+        " classes against the labels of the training rows; 'of the class' is the"
         " share of the k nearest neighbours that share a row's label. 'search' is the"
         " principal components the neighbours were searched among ('all': every feature);"
         " 'edges' the weighting: 'shared', the Jaccard index of the two ends' neighbourhoods"
         " (the clusterer's), or 'connectivity', 1 both ways and 1/2 one way (scikit-learn's"
         " SpectralClustering).",
         "",
-        "| data | search | n_neighbors | edges | of the class | NMI per seed | ARI per seed |"
-        " parts, smallest / largest | s per partition |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data | search | n_neighbors | edges | n_init | of the class | NMI per seed |"
+        " cut per seed | ARI per seed | parts, smallest / largest | s per partition |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    setting = ("data", "search_components", "n_neighbors", "affinity")
+    setting = ("data", "search_components", "n_neighbors", "affinity", "n_init")
     keys = sorted({tuple(r[key] for key in setting) for r in results})
     for key in keys:
         rows = [r for r in results if tuple(r[name] for name in setting) == key]
-        data, components, n_neighbors, affinity = key
+        data, components, n_neighbors, affinity, n_init = key
         lines.append(
-            f"| {data} | {components or 'all'} | {n_neighbors} | {affinity} |"
+            f"| {data} | {components or 'all'} | {n_neighbors} | {affinity} | {n_init} |"
             f" {rows[0]['neighbours_of_the_class']:.3f} | "
             + ", ".join(f"{r['nmi']:.3f}" for r in rows)
+            + " | "
+            + ", ".join(f"{r['cut']:.3f}" for r in rows)
             + " | "
             + ", ".join(f"{r['ari']:.3f}" for r in rows)
             + f" | {rows[0]['smallest_part']} / {rows[0]['largest_part']} | "
@@ -145,8 +157,9 @@ def report(results, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", nargs="+", default=["digits"], choices=["digits", "fashion-mnist"]
+        "--data", nargs="+", default=["digits"], choices=["fashion-mnist", *CLUSTERING_SETS]
     )
+    parser.add_argument("--n-init", nargs="+", type=int, default=[N_INIT], help="k-means roundings")
     parser.add_argument("--n-neighbors", nargs="+", type=int, default=[5, 7, 10, 12, 15, 20])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -176,6 +189,7 @@ def main(argv=None):
                 args.per_feature,
                 args.search_components,
                 args.affinity,
+                args.n_init,
             )
     lines = report(results, args)
     print("\n".join(lines))

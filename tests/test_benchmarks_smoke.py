@@ -12,6 +12,8 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, GMMVAEClusterer, SamplerWarning
 
@@ -333,3 +335,29 @@ def test_scaling_stream_trains_three_ways_from_the_file(tmp_path):
     # The two streams read the same chunks in the same order: the same model.
     assert runs[1]["accuracy_all_labels"] == runs[2]["accuracy_all_labels"]
     assert all(run["seconds"] > 0 and 0 <= run["auroc_vs_noise"] <= 1 for run in runs)
+
+
+def test_clustering_sets_hold_aligned_rows_and_the_handwritten_test_writers_are_new():
+    sets = _load_script("_clustering_sets")
+    X_train, y_train, X_test, y_test = sets._handwritten_digits(300, 100)
+    assert X_train.shape == (300, 784) and X_test.shape == (100, 784)
+    assert y_train.shape == (300,) and y_test.shape == (100,)
+    assert X_train.min() >= 0 and X_train.max() <= 255
+    # Each image is a warp of its label's digit: a nearest-centroid guess from the
+    # training images beats chance by far on the other writers' test images.
+    centroids = np.stack([X_train[y_train == label].mean(axis=0) for label in range(10)])
+    guesses = np.argmin(((X_test[:, None, :] - centroids) ** 2).sum(axis=-1), axis=1)
+    assert np.mean(guesses == y_test) > 0.3  # chance: 0.1
+    X_digits, y_digits, none, _ = sets.load_clustering_set("digits-0-4")
+    assert none is None and set(np.unique(y_digits)) == {0, 1, 2, 3, 4}
+    assert len(X_digits) == len(y_digits)
+
+
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # three blobs: three pieces
+def test_clustering_spectral_baseline_carries_its_labels_to_new_rows():
+    module = _load_script("clustering")
+    X, y = make_blobs(n_samples=200, centers=3, n_features=60, random_state=0)
+    baseline = module.SpectralBaseline(n_clusters=3, random_state=0)
+    labels = baseline.fit_predict(X[:150])
+    assert adjusted_rand_score(y[:150], labels) == 1.0
+    assert adjusted_rand_score(y[150:], baseline.predict(X[150:])) == 1.0

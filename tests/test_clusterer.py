@@ -4,6 +4,7 @@ What every estimator must do (persistence, determinism, bad input, scikit-learn'
 tested over all of them in tests/test_common.py.
 """
 
+import functools
 import math
 import pickle
 import threading
@@ -16,6 +17,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
+from sklearn.utils import estimator_checks
 from skorch.callbacks import Callback
 
 from sklearn_cebm import GMMCEBMClusterer, SamplerWarning, TrainingDivergedError
@@ -742,3 +744,23 @@ def test_gmmcebmclusterer_clustering_likelihood_fits_the_components_to_posterior
     posterior_means = (mu / sigma**2 + t_1) / (1 / sigma**2 - 2 * t_2)
     expected = np.stack([posterior_means[partition == part].mean(axis=0) for part in range(3)])
     np.testing.assert_allclose(fitted.double().numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+# Settings a user picks for a quick try (issue 37): before the clustering stage rolled
+# back a runaway, these checks raised "partition_nll 113 above 110" on their blobs.
+QUICK_TRY_SETTINGS = dict(n_components=8, max_iter=2, sgld_steps=5, batch_size=32)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        estimator_checks.check_clustering,
+        functools.partial(estimator_checks.check_clustering, readonly_memmap=True),
+        estimator_checks.check_methods_sample_order_invariance,
+    ],
+    ids=["check_clustering", "check_clustering_readonly", "check_methods_sample_order"],
+)
+@pytest.mark.filterwarnings("ignore::sklearn_cebm.SamplerWarning")
+def test_gmmcebmclusterer_quick_try_settings_pass_the_checks_that_diverged(check):
+    estimator = GMMCEBMClusterer(**QUICK_TRY_SETTINGS, random_state=0)
+    check("GMMCEBMClusterer", estimator)

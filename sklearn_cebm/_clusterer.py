@@ -304,7 +304,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, BaseCEBM):
     still rose after 134 epochs) and into local optima the neighbours cannot undo (in
     one fit the ones and the eights shared two clusters), and reached NMI 0.826, 0.878
     and 0.832 for seeds 0-2 in 44 s per fit, against 0.896-0.897 in about 24 s from
-    the spectral start (``benchmarks/results/clustering.md``). Started from the
+    the spectral start (``benchmarks/results/clustering_digits_all_methods.md``). Started from the
     learned partition, the neighbour-consistency stage lowered both its own agreement
     with the neighbours and the NMI (on the digits from 0.84 to 0.82-0.87; on
     Fashion-MNIST's test images from 0.62 to 0.57), so it is not run after it.

@@ -88,6 +88,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", type=Path, help="clustering.py --json files")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="every run's rows, merged")
+    parser.add_argument("--note", default="", help="when, at which code, on what machine")
     args = parser.parse_args(argv)
     documents = [json.loads(path.read_text()) for path in args.runs]
     rows = [row for document in documents for row in document["rows"]]
@@ -98,23 +99,24 @@ def main(argv=None):
         if argv is None
         else "",
         "",
+        *([args.note, ""] if args.note else []),
         "NMI on the test rows (a set with no test rows: on all of them, fitted whole);",
         "mean over the seeds, the spread (largest - smallest) and the worst seed. 'goals':",
         "the worst seed's NMI less the spectral baseline's, the mean less k-means', and",
-        "whether the spread is within 0.03 (issue 37's goals 1 and 3). The runs below give",
-        "each command, machine and table in full.",
+        "whether the spread is within 0.03 (issue 37's goals 1 and 3). Each run's report,",
+        "with its command, machine and every seed's NMI, ARI and accuracy, is beside its",
+        "JSON file.",
         "",
         *summary(rows),
     ]
+    lines += ["", "## The runs", ""]
     for path, document in zip(args.runs, documents, strict=True):
-        lines += ["", f"## Run `{path.stem}`", ""]
-        report = path.with_suffix(".md")
-        if report.exists():
-            # clustering.py's own report, its headings one level down.
-            body = report.read_text().splitlines()[1:]
-            lines += [f"#{line}" if line.startswith("#") else line for line in body]
-        else:
-            lines += [f"Command: `{document['command']}`", "", json.dumps(document["machine"])]
+        machine = document["machine"]
+        lines.append(
+            f"- `{path.name}` (its table in `{path.with_suffix('.md').name}`): "
+            f"`{document['command']}`; {machine['cpu']} ({', '.join(machine['cpu_flags'])}), "
+            f"{machine['torch_threads']} torch thread(s), torch {machine['torch']}"
+        )
     write_lines(lines, args.output)
     print("\n".join(lines))
     if args.json is not None:

@@ -13,6 +13,7 @@ Run from the repository root, over the JSON files of ``clustering.py --json``::
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def main(argv=None):
     lines = [
         "# Clustering: the CEBM clusterer beside the baselines, over data sets and seeds",
         "",
-        f"Command: `python benchmarks/clustering_summary.py {' '.join(sys.argv[1:])}`"
+        f"Command: `python benchmarks/clustering_summary.py {shlex.join(sys.argv[1:])}`"
         if argv is None
         else "",
         "",

@@ -353,7 +353,6 @@ def test_clustering_sets_hold_aligned_rows_and_the_handwritten_test_writers_are_
     assert len(X_digits) == len(y_digits)
 
 
-@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # three blobs: three pieces
 def test_clustering_spectral_baseline_carries_its_labels_to_new_rows():
     module = _load_script("clustering")
     X, y = make_blobs(n_samples=200, centers=3, n_features=60, random_state=0)

@@ -9,8 +9,16 @@ from sklearn_cebm.__main__ import main
 
 from .conftest import allow_empty_clusters
 
-CLUSTERERS = {"GMMCEBMClusterer", "KMeans(n_init=10)", "SpectralClustering(kNN graph)"}
-DETECTORS = {"CEBMOutlierDetector", "IsolationForest", "LocalOutlierFactor(novelty=True)"}
+CLUSTERERS = {
+    "GMMCEBMClusterer (quick)",
+    "KMeans(n_init=10)",
+    "SpectralClustering (kNN graph)",
+}
+DETECTORS = {
+    "CEBMOutlierDetector (quick)",
+    "IsolationForest",
+    "LocalOutlierFactor(novelty=True)",
+}
 
 
 @allow_empty_clusters

@@ -164,6 +164,7 @@ def test_cebmoutlierdetector_auto_encoder_has_two_layers_of_256_for_any_table(n_
     assert _hidden_widths(detector) == (256, 256)
 
 
+@pytest.mark.slow
 def test_cebmoutlierdetector_auto_max_iter_sets_the_epochs_trained():
     X = np.random.default_rng(0).normal(size=(200, 2))
     detector = CEBMOutlierDetector(
@@ -259,6 +260,7 @@ def _ring(n, rng):
     return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
 
 
+@pytest.mark.slow
 def test_cebmoutlierdetector_defaults_rank_a_ring_above_its_hole():
     # Before the 'auto' defaults (30 epochs of PCD: 60 updates here) the model filled the
     # hole and ranked it above the ring (AUROC 0.02 on the benchmark's ring).

@@ -82,10 +82,10 @@ def test_docs_public_name_has_examples_section(name):
 @pytest.mark.slow
 @pytest.mark.runs_first
 def test_docs_build_without_warnings(tmp_path):
-    for package in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
+    # The docs extra: Sphinx and its extensions, and what the examples of scaling up run.
+    sphinx = ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib")
+    for package in (*sphinx, "dask", "distributed", "accelerate"):
         pytest.importorskip(package, reason='the docs extra: pip install -e ".[docs]"')
-    for package in ("dask", "distributed"):  # the gallery's examples of "Scaling up"
-        pytest.importorskip(package, reason='the scaling extra: pip install -e ".[scaling]"')
     source = tmp_path / "source"
     ignore = shutil.ignore_patterns(*GENERATED, "__pycache__")
     shutil.copytree(ROOT / "docs", source / "docs", ignore=ignore)

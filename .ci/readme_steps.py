@@ -4,14 +4,16 @@ Run by ``.ci/run``::
 
     python .ci/readme_steps.py --skip="-m slow"
 
-The steps are read from README.rst itself, so that they cannot drift from what it says: every
-command of its literal blocks (``::``; where a block shows a prompt, ``$ command`` lines
-only, the rest being output) and its ``.. code-block:: python`` blocks, run as one script
-after the commands, as a reader pastes them. The commands run in order, with bash, from
-the root of a copy of the checkout's files (tracked, and untracked but not ignored: no
-earlier build or egg-info is reused) and with a new virtual environment's ``bin`` first on
-``PATH``, as in a shell where it is activated; the first that fails stops the run. Each
-step's time is printed at the end.
+The steps are read from README.rst and docs/getting_started.rst themselves, so that they
+cannot drift from what those say: every command of their literal blocks (``::``; where a
+block shows a prompt, ``$ command`` lines only, the rest being output) and each file's
+``.. code-block:: python`` blocks, run as one script where the first stands, as a reader
+pastes them into one session. A command the getting-started page repeats from README.rst
+runs once. The commands run in order, with bash, from the root of a copy of the
+checkout's files (tracked, and untracked but not ignored: no earlier build or egg-info is
+reused; a git repository of its own, as a clone is) and with a new virtual environment's
+``bin`` first on ``PATH``, as in a shell where it is activated; the first that fails stops
+the run. Each step's time is printed at the end.
 
 ``--skip TEXT`` lists a command that contains TEXT as skipped instead of running it;
 ``--list`` prints the steps and runs nothing; ``--test-commands`` prints README's test

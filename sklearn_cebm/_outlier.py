@@ -15,7 +15,12 @@ from ._docstrings import fill_docstring
 from ._energy_base import BaseCEBM
 from ._out_of_range import distance_outside_range, score_outside_range
 from ._seeds import int32_seeds
-from ._typicality import TypicalityTest, input_complexity, statistics_matrix
+from ._typicality import (
+    TypicalityTest,
+    check_image_shape_has_neighbours,
+    input_complexity,
+    statistics_matrix,
+)
 
 __all__ = ["CEBMOutlierDetector"]
 
@@ -166,7 +171,9 @@ def auto_dsm_noise(X_unit, image_shape):
         mixture fitted on those of the ``validation_fraction`` of X held out from
         training (Density of States Estimation, Morningstar et al., 2021), and that of
         its posterior mean in a Gaussian mixture of the training rows' (see
-        :class:`~sklearn_cebm.StatisticsTypicality`). 'log_density': the unnormalised
+        :class:`~sklearn_cebm.StatisticsTypicality`); for images, the input's
+        complexity is one more statistic, which needs ``image_shape=(height, width)`` or
+        ``(channels, height, width)``. 'log_density': the unnormalised
         log-density ``-E(x)``. 'gradient_norm': ``-||d log p(x) / dx||`` in the units of
         X (see :meth:`score_gradient_norm`). 'auto' takes 'typicality' for images (with
         ``image_shape``), where the log-density ranks simpler images above the data
@@ -422,6 +429,11 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         """Hold out the reference rows of the 'typicality' score, then train on the rest."""
         reference = None
         if self._outlier_score() == "typicality":
+            if self.image_shape is not None:
+                # Before training, not after it, where the score first needs the shape.
+                check_image_shape_has_neighbours(
+                    self.image_shape, name="CEBMOutlierDetector's outlier_score='typicality'"
+                )
             # Checked whole first, so that bad input fails as anywhere else, and without
             # setting n_features_in_ outside the fit's rollback.
             X_checked = check_array(

@@ -65,6 +65,20 @@ def _log_norms(vectors):
     return np.log(np.maximum(norms, _NORM_FLOOR))
 
 
+def check_image_shape_has_neighbours(image_shape, name="input_complexity"):
+    """Refuse an ``image_shape`` whose pixels have no rows and columns to be neighbours in.
+
+    :func:`input_complexity` differences pixels along an image's height and width, so it
+    takes ``(height, width)`` or ``(channels, height, width)``; a flat ``(n_features,)``
+    or a 4-D shape says nothing of which axes those are.
+    """
+    if len(image_shape) not in (2, 3):
+        raise ValueError(
+            f"{name} needs image_shape=(height, width) or (channels, height, width), whose "
+            f"neighbouring pixels it compares; got image_shape={tuple(image_shape)}."
+        )
+
+
 def input_complexity(X, image_shape):
     """``log`` of each image's mean absolute difference between neighbouring pixels.
 
@@ -83,7 +97,8 @@ def input_complexity(X, image_shape):
     X : array-like of shape (n_samples, n_features)
         Images, each flattened from ``image_shape``.
     image_shape : tuple of int
-        ``(channels, height, width)``; ``channels * height * width == n_features``.
+        ``(channels, height, width)``, or ``(height, width)`` for one channel; its product
+        is ``n_features``.
 
     Returns
     -------
@@ -93,10 +108,12 @@ def input_complexity(X, image_shape):
     Raises
     ------
     ValueError
-        If ``image_shape`` does not hold ``n_features`` pixels.
+        If ``image_shape`` has neither two nor three dimensions, or does not hold
+        ``n_features`` pixels.
     """
     X = np.asarray(X)
-    channels, height, width = image_shape
+    check_image_shape_has_neighbours(image_shape)
+    channels, height, width = (1, *image_shape) if len(image_shape) == 2 else image_shape
     if channels * height * width != X.shape[1]:
         raise ValueError(
             f"image_shape={tuple(image_shape)} holds {channels * height * width} pixels; "

@@ -56,6 +56,7 @@ def test_model_selection_denoising_score_matching_is_that_of_the_known_score(ben
     assert bench.denoising_score_matching(model, X, seed=0) == pytest.approx(expected, rel=1e-2)
 
 
+@pytest.mark.slow
 def test_model_selection_quick_mode_writes_every_part(bench, tmp_path):
     output = tmp_path / "model_selection.md"
     rows = bench.main(["--quick", "--output", str(output)])

@@ -39,6 +39,7 @@ def test_ood_outlier_sets_hold_the_footwear_out_for_the_footwear_free_model(benc
     assert "held-out classes" not in sets
 
 
+@pytest.mark.slow
 def test_ood_main_scores_every_model_by_every_score(bench, tmp_path):
     if not common.fashion_mnist_available():
         pytest.skip("reads Fashion-MNIST: apt-get install dataset-fashion-mnist")

@@ -103,6 +103,7 @@ def paper_tables():
     return _load_script("paper_tables")
 
 
+@pytest.mark.slow
 def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     pytest.importorskip("matplotlib")
     data = "fashion-mnist" if common.fashion_mnist_available() else "synthetic"
@@ -126,6 +127,7 @@ def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["training"]["VAE"]["iterations"] > 0
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_quick_mode_scores_every_checkpoint(tmp_path):
     module = _load_script("time_to_accuracy")
     models = tmp_path / "models"
@@ -185,6 +187,7 @@ def test_throughput_reports_every_quantity(tmp_path):
     assert results["float32"]["iteration_gflop"] == results["bfloat16"]["iteration_gflop"]
 
 
+@pytest.mark.slow
 def test_ood_saved_models_scores_every_set(tmp_path):
     module = _load_script("ood_saved_models")
     if not common.fashion_mnist_available():
@@ -322,6 +325,7 @@ def test_spectral_partition_reports_every_setting_and_seed(tmp_path):
     assert saved == results
 
 
+@pytest.mark.slow
 def test_scaling_stream_trains_three_ways_from_the_file(tmp_path):
     pytest.importorskip("dask.array")
     script = _load_script("scaling")

@@ -138,6 +138,7 @@ _TRAINING_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_resume_fit_after_the_process_was_killed(tmp_path):
     path, max_iter = tmp_path / "model.joblib", 12
     script = _TRAINING_SCRIPT.format(max_iter=max_iter, path=str(path))

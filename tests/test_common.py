@@ -694,6 +694,7 @@ def test_clone_is_unfitted_with_the_same_parameters(estimator, X):
     assert not _fitted_attributes(copy)
 
 
+@pytest.mark.slow
 @_over(TRANSFORMERS)
 def test_transformer_in_a_pipeline_under_a_parallel_grid_search(estimator, blobs):
     X, y = blobs

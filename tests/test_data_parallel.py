@@ -29,6 +29,8 @@ from sklearn_cebm._training import DSMNet, PCDNet
 from .conftest import CHEAP_SETTINGS
 
 accelerate = pytest.importorskip("accelerate")
+# With the other tests of the scaling extra, out of the default run (pyproject.toml).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

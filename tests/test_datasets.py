@@ -172,6 +172,7 @@ def test_load_fashion_mnist_rejects_an_unknown_subset(tmp_path):
         load_fashion_mnist(tmp_path, subset="validation")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     bool(missing_fashion_mnist_files()),
     reason=f"Fashion-MNIST is not in {FASHION_MNIST_HOME} (apt-get install dataset-fashion-mnist)",

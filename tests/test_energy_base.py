@@ -90,6 +90,7 @@ def test_estimate_log_partition_rejects_bad_effort(kwargs, error, message):
     assert not hasattr(encoder, "log_partition_")
 
 
+@pytest.mark.slow
 def test_unsupervised_grid_search_ranks_by_the_normalised_likelihood():
     X = np.random.default_rng(0).normal(size=(90, 2))
     grid = {"energy_l2": [0.0, 5e-3]}

@@ -73,6 +73,7 @@ def _three_blobs(n_samples, rng):
     return centers[rng.integers(0, 3, size=n_samples)] + 0.3 * rng.standard_normal((n_samples, 3))
 
 
+@pytest.mark.slow
 def test_ood_auroc_of_a_trained_cebm_tells_held_out_data_from_noise():
     rng = np.random.default_rng(0)
     X, held_out = _three_blobs(300, rng), _three_blobs(200, rng)

@@ -4,6 +4,8 @@ What every estimator must do (persistence, determinism, bad input, scikit-learn'
 tested over all of them in tests/test_common.py.
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector
+from sklearn_cebm._base import BaseNeuralEstimator
 from sklearn_cebm._outlier import (
     auto_dsm_noise,
     auto_max_iter,
@@ -161,6 +164,7 @@ def test_cebmoutlierdetector_auto_encoder_has_two_layers_of_256_for_any_table(n_
     assert _hidden_widths(detector) == (256, 256)
 
 
+@pytest.mark.slow
 def test_cebmoutlierdetector_auto_max_iter_sets_the_epochs_trained():
     X = np.random.default_rng(0).normal(size=(200, 2))
     detector = CEBMOutlierDetector(
@@ -256,6 +260,7 @@ def _ring(n, rng):
     return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
 
 
+@pytest.mark.slow
 def test_cebmoutlierdetector_defaults_rank_a_ring_above_its_hole():
     # Before the 'auto' defaults (30 epochs of PCD: 60 updates here) the model filled the
     # hole and ranked it above the ring (AUROC 0.02 on the benchmark's ring).
@@ -339,3 +344,33 @@ def test_cebmoutlierdetector_typicality_needs_two_samples():
 def test_cebmoutlierdetector_rejects_validation_fraction_outside_0_1(X, fraction):
     with pytest.raises(ValueError, match="validation_fraction"):
         CEBMOutlierDetector(**CHEAP_SETTINGS, validation_fraction=fraction).fit(X)
+
+
+def test_cebmoutlierdetector_typicality_takes_height_width_as_one_channel(digits):
+    X = digits[0]
+    settings = dict(CHEAP_SETTINGS, max_iter=1, encoder="mlp", random_state=0)
+    flat = CEBMOutlierDetector(**settings, image_shape=(8, 8)).fit(X)
+    one_channel = CEBMOutlierDetector(**settings, image_shape=(1, 8, 8)).fit(X)
+    np.testing.assert_array_equal(flat.score_samples(X), one_channel.score_samples(X))
+
+
+def _training_must_not_start(*args, **kwargs):
+    raise AssertionError("training started")
+
+
+@pytest.mark.parametrize("image_shape", [(64,), (1, 1, 8, 8), (2, 2, 4, 4)])
+def test_cebmoutlierdetector_typicality_rejects_images_without_height_and_width(
+    digits, image_shape, monkeypatch
+):
+    X = digits[0]
+    settings = dict(CHEAP_SETTINGS, max_iter=1, encoder="mlp", image_shape=image_shape)
+    CEBMOutlierDetector(**settings, outlier_score="log_density", random_state=0).fit(X)
+    detector = CEBMOutlierDetector(**settings, outlier_score="typicality", random_state=0)
+    match = (
+        r"outlier_score='typicality' needs image_shape=\(height, width\) or "
+        rf"\(channels, height, width\).*got image_shape={re.escape(str(image_shape))}"
+    )
+    # Refused before training, not after it, where the score first needs the shape.
+    monkeypatch.setattr(BaseNeuralEstimator, "_fit", _training_must_not_start)
+    with pytest.raises(ValueError, match=match):
+        detector.fit(X)

@@ -41,6 +41,7 @@ def _assert_same_as_serial(search, X, y):
     assert search.best_estimator_[0].n_components == search.best_params_[PARAMETER]
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster(blobs):
     pytest.importorskip("dask")
     distributed = pytest.importorskip("distributed")
@@ -65,6 +66,7 @@ def _task_prefixes(dask_scheduler):
     return list(dask_scheduler.task_prefixes)
 
 
+@pytest.mark.slow
 def test_dask_process_workers_get_one_thread_each():
     # The thread policy the user guide states for dask: its nannies start each worker
     # process with OMP_NUM_THREADS=1, which torch reads as its thread count.
@@ -79,6 +81,7 @@ def _torch_threads(estimator, X, y):
     return torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_grid_search_on_ray(blobs):
     ray = pytest.importorskip("ray")
     joblib = pytest.importorskip("joblib")

@@ -11,6 +11,7 @@ import pytest
 from .planted_bugs import BUGS, check
 
 
+@pytest.mark.slow
 @pytest.mark.runs_first
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_planted_bug_is_caught(bug):

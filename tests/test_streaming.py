@@ -146,6 +146,7 @@ def test_partial_fit_from_a_memmap_trains_as_from_memory(X, tmp_path):
     np.testing.assert_array_equal(encoders[0].transform(X), encoders[1].transform(X))
 
 
+@pytest.mark.slow
 def test_partial_fit_over_the_blocks_of_a_dask_array(X):
     da = pytest.importorskip("dask.array")
     lazy = da.from_array(X, chunks=(50, X.shape[1]))
@@ -155,6 +156,7 @@ def test_partial_fit_over_the_blocks_of_a_dask_array(X):
     np.testing.assert_array_equal(streamed.transform(X), in_memory.transform(X))
 
 
+@pytest.mark.slow
 def test_inference_over_a_dask_array_on_a_local_cluster(X):
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")

@@ -97,6 +97,20 @@ def test_input_complexity_rejects_a_shape_of_other_size():
         input_complexity(np.zeros((2, 16)), (1, 3, 3))
 
 
+def test_input_complexity_takes_height_width_as_one_channel():
+    image = np.array([[0.0, 1.0, 3.0, 2.0, 2.0, 2.0]])
+    np.testing.assert_array_equal(
+        input_complexity(image, (2, 3)), input_complexity(image, (1, 2, 3))
+    )
+
+
+@pytest.mark.parametrize("image_shape", [(6,), (1, 1, 2, 3)])
+def test_input_complexity_rejects_a_shape_without_height_and_width(image_shape):
+    match = r"needs image_shape=\(height, width\) or \(channels, height, width\)"
+    with pytest.raises(ValueError, match=match):
+        input_complexity(np.zeros((2, 6)), image_shape)
+
+
 def test_typicality_test_rejects_statistics_it_was_not_fitted_on():
     rng = np.random.default_rng(0)
     test = TypicalityTest(

@@ -760,6 +760,7 @@ QUICK_TRY_SETTINGS = dict(n_components=8, max_iter=2, sgld_steps=5, batch_size=3
     ],
     ids=["check_clustering", "check_clustering_readonly", "check_methods_sample_order"],
 )
+@pytest.mark.slow  # 2,000 clustering updates per fit: about 30 s a check
 @pytest.mark.filterwarnings("ignore::sklearn_cebm.SamplerWarning")
 def test_gmmcebmclusterer_quick_try_settings_pass_the_checks_that_diverged(check):
     estimator = GMMCEBMClusterer(**QUICK_TRY_SETTINGS, random_state=0)

@@ -43,11 +43,12 @@ class NeighbourClusteringMixin:
     ``log L`` (the uniform guess's), or an epoch whose mean is above ``log L`` after an
     epoch below it, has run away: the stage goes back to the weights and optimizer state
     of its last healthy epoch (or to its start), halves ``clustering_lr`` from there on,
-    records the epoch it went back to as ``clustering_rollback`` and warns
-    (:class:`~sklearn_cebm._callbacks.SamplerWarning`); after
+    and records the epoch it went back to as ``clustering_rollback``; after
     ``MAX_CLUSTERING_ROLLBACKS`` the next runaway sets the step to 0, so that the model
-    keeps its last healthy weights. On small data, with settings for a quick try (50
-    blobs, 8 latent dimensions, batches of 32), the cross-entropy crept from 0.3 to 3-7
+    keeps its last healthy weights, and warns
+    (:class:`~sklearn_cebm._callbacks.SamplerWarning`). On small data, with settings for
+    a quick try (50 blobs, 8 latent dimensions, batches of 32), the cross-entropy crept
+    from 0.3 to 3-7
     late in the stage's 2,000 updates (1,000 epochs) for one seed of three, and a batch's
     spiked past 100 times log L in scikit-learn's estimator checks. Without one,
     each update draws one of the listed neighbours of every sample of the batch and
@@ -234,24 +235,23 @@ class NeighbourClusteringMixin:
         self.clustering_rollbacks_ = getattr(self, "clustering_rollbacks_", 0) + 1
         self.history.record("clustering_rollback", snapshot["epoch"])
         old_lr = self.clustering_lr
-        if self.clustering_rollbacks_ > self.MAX_CLUSTERING_ROLLBACKS:
+        if self.clustering_rollbacks_ <= self.MAX_CLUSTERING_ROLLBACKS:
+            # Handled: a smaller step goes on from a healthy state, and history_ says so.
+            self.clustering_lr = old_lr / 2
+        else:
             # Smaller steps ran away again: the partition was learned as far as this
             # model can on these data, and the stage ends where it was best.
             self.clustering_lr = 0.0
-            then = "keeps those weights for the rest of the stage"
-        else:
-            self.clustering_lr = old_lr / 2
-            then = f"goes on at clustering learning rate {self.clustering_lr:.3g}"
+            warnings.warn(
+                f"The clustering stage ran away ({what}) after "
+                f"{self.MAX_CLUSTERING_ROLLBACKS} rollbacks to smaller steps: it went back "
+                f"to the end of epoch {snapshot['epoch']} and keeps those weights for the "
+                "rest of the stage (history_'s clustering_rollback records each rollback).",
+                SamplerWarning,
+                stacklevel=2,
+            )
         for group in self.optimizer_.param_groups:
             group["lr"] = self.clustering_lr
-        warnings.warn(
-            f"The clustering stage ran away ({what}): training went back to the end of "
-            f"epoch {snapshot['epoch']} and {then} instead of {old_lr:.3g} (rollback "
-            f"{self.clustering_rollbacks_}; after {self.MAX_CLUSTERING_ROLLBACKS} the stage "
-            "stops updating).",
-            SamplerWarning,
-            stacklevel=2,
-        )
 
     def train_step_single(self, batch, **fit_params):
         """The net's own update in the likelihood stage; a clustering update after it."""

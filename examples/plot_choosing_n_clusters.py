@@ -107,14 +107,14 @@ fig.tight_layout()
 # partition took 100 k-means roundings, 229 s on a busy machine since) the held-out
 # modularity peaks at seven clusters (0.759, against 0.753 at six and 0.712 at five),
 # where the clusters also agree best with the digits (NMI 0.900, against 0.894 at six and
-# 0.867 at five): the extra clusters split digits that the neighbours keep apart, and
-# cost the NMI nothing here, so the two criteria agree. The true number, five, is 0.05
-# below the peak, and six within 0.006 of it. The BIC of the Gaussian mixture keeps falling to the largest
-# number tried, as it does on the pixels in the benchmark, because the pixels' density
-# has more modes than there are digits. The margins are a few hundredths: read the
-# curve, not only its maximum. The benchmark, with the previous default clustering stage
-# and on two random splits into halves, saw modularity choose 11 and 10 clusters on all
-# ten digits and 5 and 5 here, against 15, 7, 7 and 9 for the held-out log-likelihood
+# 0.867 at five): the extra clusters cost the NMI nothing here, and the two criteria
+# agree. The true number, five, is 0.05 below the peak, and six within 0.006 of it. The
+# BIC of the Gaussian mixture keeps falling to the largest number tried, as it does on the
+# pixels in the benchmark, because the pixels' density has more modes than there are
+# digits. The margins are a few hundredths: read the curve, not only its maximum. The
+# benchmark, with the previous default clustering stage and on two random splits into
+# halves, saw modularity choose 11 and 10 clusters on all ten digits and 5 and 5 here,
+# against 15, 7, 7 and 9 for the held-out log-likelihood
 # (``score``); see :ref:`choosing_n_clusters` for what was measured and for
 # :func:`~sklearn_cebm.evaluation.clustering_stability`, a second criterion that works
 # with any clusterer.

@@ -192,11 +192,13 @@ def _matched_labels(labels, reference, n_labels):
         or without: the clustering stage learns a partition of the neighbour graph of
         the inputs, which the MLP learns in a fraction of the conv net's time: on all
         60,000 Fashion-MNIST images a fit with the conv net took 4,478 s on one thread
-        of a shared machine (``benchmarks/results/clustering_few_label_conv.md``), with
-        the MLP 545 s for a test NMI of 0.670
-        (``benchmarks/results/clustering_fashion_mnist.md``). The conv net's codes are
-        the better features for a classifier with ``clustering_likelihood=True`` (the
-        guide's clustering page), so ``'cnn'`` stays available by name.
+        of a shared machine (``benchmarks/results/clustering_few_label_conv.md``); with
+        ``image_shape=(1, 28, 28)`` and 'auto', thus the MLP, 361 s on two idle threads
+        for a test NMI of 0.672
+        (``benchmarks/results/clustering_runs/fashion_mnist_60k_image_shape.md``). The
+        conv net's codes are the better features for a classifier with
+        ``clustering_likelihood=True`` (the guide's clustering page), so ``'cnn'`` stays
+        available by name.
     max_iter : int
         Epochs of likelihood training, before the clustering stage.
     learning_rate : float

@@ -16,9 +16,7 @@ reused; a git repository of its own, as a clone is) and with a new virtual envir
 the run. Each step's time is printed at the end.
 
 ``--skip TEXT`` lists a command that contains TEXT as skipped instead of running it;
-``--list`` prints the steps and runs nothing; ``--test-commands`` prints README's test
-commands (those that run pytest), one a line, for ``.ci/run`` to run them as written.
-Only the standard library is used.
+``--list`` prints the steps and runs nothing. Only the standard library is used.
 """
 
 import argparse
@@ -213,15 +211,8 @@ def main(argv=None):
         "files", nargs="*", type=Path, default=DOCUMENTS, help="default: %(default)s"
     )
     parser.add_argument("--skip", action="append", default=[], metavar="TEXT")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--list", action="store_true", help="print the steps; run nothing")
-    mode.add_argument(
-        "--test-commands", action="store_true", help="print README.rst's test commands"
-    )
+    parser.add_argument("--list", action="store_true", help="print the steps; run nothing")
     args = parser.parse_args(argv)
-    if args.test_commands:
-        print("\n".join(test_commands(read_steps(README))))
-        return 0
     steps = all_steps(args.files)
     if args.list:
         for step in steps:

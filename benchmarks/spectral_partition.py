@@ -30,7 +30,6 @@ import time
 import numpy as np
 from _clustering_sets import CLUSTERING_SETS, load_clustering_set
 from _common import fashion_mnist_subset, machine_header, machine_info, write_lines
-from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
@@ -51,8 +50,6 @@ AFFINITIES = {"shared": shared_neighbour_affinity, "connectivity": neighbour_aff
 def training_data(name):
     """The training rows and labels of ``name``: all digits, Fashion-MNIST's 60,000, or
     the training rows of a set of ``_clustering_sets.py``."""
-    if name == "digits":
-        return load_digits(return_X_y=True)
     if name == "fashion-mnist":
         return fashion_mnist_subset("train", 60000)
     X, y, _, _ = load_clustering_set(name)

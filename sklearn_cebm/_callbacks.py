@@ -26,6 +26,8 @@ __all__ = [
     "SamplerMonitor",
     "SamplerRollback",
     "SamplerWarning",
+    "copy_training_state",
+    "restore_training_state",
 ]
 
 # Nijkamp et al. (2019a) read the gap E(data) - E(model) as the health of PCD: it should
@@ -237,6 +239,26 @@ class SamplerMonitor(Callback):
             warnings.warn(message, SamplerWarning, stacklevel=2)
 
 
+def copy_training_state(net, epoch):
+    """What a rollback to the end of ``epoch`` restores: copies of the module's weights,
+    the optimizer's state and the moving average of the weights, if any."""
+    return {
+        "epoch": epoch,
+        "module": copy.deepcopy(net.module_.state_dict()),
+        "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+        "weight_average": copy.deepcopy(getattr(net, "weight_average_", None)),
+    }
+
+
+def restore_training_state(net, state):
+    """Put back what :func:`copy_training_state` copied."""
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+    if getattr(net, "weight_average_", None) is not None:
+        # The epochs undone leave the moving average too.
+        net.weight_average_ = copy.deepcopy(state["weight_average"])
+
+
 class SamplerRollback(Callback):
     """Take PCD back to its last healthy epoch when the energy gap runs away.
 
@@ -288,11 +310,8 @@ class SamplerRollback(Callback):
         batch_gaps = [batch["energy_gap"] for batch in epoch["batches"] if "energy_gap" in batch]
         if batch_gaps and max(abs(gap) for gap in batch_gaps) <= self.gap_limit:
             self.snapshot_ = {
-                "epoch": epoch["epoch"],
-                "module": copy.deepcopy(net.module_.state_dict()),
-                "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+                **copy_training_state(net, epoch["epoch"]),
                 "chains": net.replay_buffer_.samples.detach().clone(),
-                "weight_average": copy.deepcopy(getattr(net, "weight_average_", None)),
             }
             return
         if (
@@ -301,12 +320,8 @@ class SamplerRollback(Callback):
             or not gap_ran_away(net.history, self.gap_limit, self.patience)
         ):
             return
-        net.module_.load_state_dict(self.snapshot_["module"])
-        net.optimizer_.load_state_dict(self.snapshot_["optimizer"])
+        restore_training_state(net, self.snapshot_)
         net.replay_buffer_.samples = self.snapshot_["chains"].clone()
-        if getattr(net, "weight_average_", None) is not None:
-            # The epochs undone leave the moving average too.
-            net.weight_average_ = copy.deepcopy(self.snapshot_["weight_average"])
         old_lr = net.lr
         net.lr = old_lr * self.lr_factor
         for group in net.optimizer_.param_groups:

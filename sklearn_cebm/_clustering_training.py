@@ -13,14 +13,13 @@ given to ``partial_fit`` holds sample i's label in the partition (or
 ``X``.
 """
 
-import copy
 import math
 import warnings
 
 import torch
 from skorch.dataset import unpack_data
 
-from ._callbacks import SamplerWarning
+from ._callbacks import SamplerWarning, copy_training_state, restore_training_state
 from ._core.losses import neighbour_consistency_loss
 from ._training import DSMNet, PCDNet
 
@@ -48,9 +47,9 @@ class NeighbourClusteringMixin:
     keeps its last healthy weights, and warns
     (:class:`~sklearn_cebm._callbacks.SamplerWarning`). On small data, with settings for
     a quick try (50 blobs, 8 latent dimensions, batches of 32), the cross-entropy crept
-    from 0.3 to 3-7
-    late in the stage's 2,000 updates (1,000 epochs) for one seed of three, and a batch's
-    spiked past 100 times log L in scikit-learn's estimator checks. Without one,
+    from 0.3 to 3-7 late in the stage's 2,000 updates (1,000 epochs) for one seed of
+    three, and a batch's spiked past 100 times log L in scikit-learn's estimator checks.
+    Without one,
     each update draws one of the listed neighbours of every sample of the batch and
     descends ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's
     balance term (:meth:`GaussianMixtureBias.balance_penalty`), recorded as
@@ -91,7 +90,8 @@ class NeighbourClusteringMixin:
     PARTITION_LABEL_SMOOTHING = 0.1
     # partition_nll above this many times log L (the uniform guess's) has diverged.
     DIVERGED_PARTITION_NLL = 100
-    # Runaways of the partition's cross-entropy undone before one raises.
+    # Runaways of the partition's cross-entropy undone at half the step; the next one
+    # stops the stage.
     MAX_CLUSTERING_ROLLBACKS = 3
     # The label in the targets' first column that says no partition was given.
     NO_PARTITION = -1
@@ -154,10 +154,11 @@ class NeighbourClusteringMixin:
         # second copy of the weights.
         self.neighbour_data_ = None
         snapshot = self.__dict__.pop("clustering_snapshot_", None)
-        if snapshot is not None and snapshot["epoch"] < len(self.history):
+        learned_a_partition = math.isfinite(getattr(self, "clustering_best_nll_", math.inf))
+        if snapshot is not None and learned_a_partition and snapshot["epoch"] < len(self.history):
             # The stage ends on its epoch of least cross-entropy against the partition:
             # the model that learned it best (later epochs crept up on small data).
-            self._restore(snapshot)
+            restore_training_state(self, snapshot)
             self.history.record("clustering_best_epoch", snapshot["epoch"])
         super().on_train_end(net, X=X, y=y, **kwargs)
 
@@ -195,8 +196,7 @@ class NeighbourClusteringMixin:
             return
         losses = [batch["partition_nll"] for batch in epoch["batches"] if "partition_nll" in batch]
         if not losses:
-            self._keep_clustering_snapshot(epoch=len(self.history))
-            return
+            return  # no partition: the neighbour stage has nothing to roll back to
         loss = sum(losses) / len(losses)
         uniform = math.log(max(len(self.module_.bias.means), 2))
         if loss > uniform and self.clustering_best_nll_ < uniform:
@@ -210,18 +210,7 @@ class NeighbourClusteringMixin:
 
     def _keep_clustering_snapshot(self, epoch):
         """Copy what a rollback of the clustering stage to the end of ``epoch`` restores."""
-        self.clustering_snapshot_ = {
-            "epoch": epoch,
-            "module": copy.deepcopy(self.module_.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
-            "weight_average": copy.deepcopy(getattr(self, "weight_average_", None)),
-        }
-
-    def _restore(self, snapshot):
-        self.module_.load_state_dict(snapshot["module"])
-        self.optimizer_.load_state_dict(snapshot["optimizer"])
-        if getattr(self, "weight_average_", None) is not None:
-            self.weight_average_ = copy.deepcopy(snapshot["weight_average"])
+        self.clustering_snapshot_ = copy_training_state(self, epoch)
 
     def _roll_back_clustering(self, what):
         """Restore the last healthy clustering epoch and halve ``clustering_lr``; once the
@@ -229,7 +218,7 @@ class NeighbourClusteringMixin:
         snapshot = getattr(self, "clustering_snapshot_", None)
         if snapshot is None:
             raise self.diverged(what)
-        self._restore(snapshot)
+        restore_training_state(self, snapshot)
         # The optimizer's step after this update skips parameters without a gradient.
         self.optimizer_.zero_grad(set_to_none=True)
         self.clustering_rollbacks_ = getattr(self, "clustering_rollbacks_", 0) + 1

@@ -1,0 +1,1 @@
+"""Clustering: GMMCEBMClusterer, GMMVAEClusterer, the neighbour graph and choosing n_clusters."""

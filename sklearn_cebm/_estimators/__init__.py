@@ -1,0 +1,1 @@
+"""What the estimators share: their bases, checks, input scaling and parameter docs."""

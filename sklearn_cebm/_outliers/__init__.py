@@ -1,0 +1,1 @@
+"""Outlier scoring: CEBMOutlierDetector and the typicality of a model's statistics."""

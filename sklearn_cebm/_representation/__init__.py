@@ -1,0 +1,1 @@
+"""The estimators that learn a representation: CEBMEncoder, IGEBMEncoder and VAEEncoder."""

@@ -1,0 +1,1 @@
+"""Tests of the clustering estimators and tools, sklearn_cebm/_clustering/."""

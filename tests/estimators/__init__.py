@@ -1,0 +1,1 @@
+"""Tests of what the estimators share, sklearn_cebm/_estimators/."""

@@ -1,0 +1,1 @@
+"""Tests of outlier scoring, sklearn_cebm/_outliers/."""

@@ -1,0 +1,1 @@
+"""Tests of the representation estimators, sklearn_cebm/_representation/."""

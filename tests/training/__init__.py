@@ -1,0 +1,1 @@
+"""Tests of the training layer, sklearn_cebm/_training/: one file per module."""

@@ -113,7 +113,7 @@ def refit_typicality(detector):
     """Fit a saved detector's typicality score again with this version's code, as the end
     of its fit did: the same seeded reference rows, the network unchanged. The 20 minutes
     of training need not be spent again when only the score changed."""
-    from sklearn_cebm._outlier import split_reference_rows
+    from sklearn_cebm._outliers.detector import split_reference_rows
 
     X = load_fashion_mnist(subset="train", return_X_y=True)[0].astype(np.float64)
     training, reference = split_reference_rows(

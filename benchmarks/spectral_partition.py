@@ -7,7 +7,7 @@ so it is measured here without training: the rows are scaled into the box as the
 clusterer scales them (per feature without ``image_shape``, over all pixels with it),
 each row's nearest neighbours found (among the leading principal components, as the
 clusterer searches, or among all features with ``--search-components 0``), and the graph
-partitioned into 10 parts by ``sklearn_cebm._neighbour_graph.spectral_partition`` with
+partitioned into 10 parts by ``sklearn_cebm._clustering.neighbour_graph.spectral_partition`` with
 the clusterer's default ``n_init`` (10 k-means runs), its edges weighted by the shared
 neighbours (``shared``, the clusterer's) or all alike (``connectivity``, scikit-learn's
 SpectralClustering graph). Run from the repository root::
@@ -33,7 +33,7 @@ from _common import fashion_mnist_subset, machine_header, machine_info, write_li
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
-from sklearn_cebm._neighbour_graph import (
+from sklearn_cebm._clustering.neighbour_graph import (
     NEIGHBOUR_SEARCH_COMPONENTS,
     nearest_neighbour_rows,
     neighbour_affinity,
@@ -41,7 +41,7 @@ from sklearn_cebm._neighbour_graph import (
     shared_neighbour_affinity,
     spectral_partition,
 )
-from sklearn_cebm._scaling import fit_unit_range, to_unit_range
+from sklearn_cebm._estimators.scaling import fit_unit_range, to_unit_range
 
 N_INIT = 100  # GMMCEBMClusterer's n_init='auto' with init_params='spectral'
 AFFINITIES = {"shared": shared_neighbour_affinity, "connectivity": neighbour_affinity}

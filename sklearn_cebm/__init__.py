@@ -1,16 +1,16 @@
 """Conjugate Energy-Based Models (Wu et al., ICML 2021) as scikit-learn estimators."""
 
-from ._callbacks import SamplerWarning
-from ._checkpoint import EpochCheckpoint, resume_fit
-from ._clusterer import GMMCEBMClusterer
-from ._encoder import CEBMEncoder
-from ._gmm_vae import GMMVAEClusterer
-from ._igebm import IGEBMEncoder
-from ._outlier import CEBMOutlierDetector
-from ._presets import paper_settings
-from ._training import TrainingDivergedError, TrainingInterrupted
-from ._typicality import StatisticsTypicality
-from ._vae import VAEEncoder
+from ._clustering.clusterer import GMMCEBMClusterer
+from ._clustering.gmm_vae import GMMVAEClusterer
+from ._estimators.presets import paper_settings
+from ._outliers.detector import CEBMOutlierDetector
+from ._outliers.typicality import StatisticsTypicality
+from ._representation.encoder import CEBMEncoder
+from ._representation.igebm import IGEBMEncoder
+from ._representation.vae import VAEEncoder
+from ._training.callbacks import SamplerWarning
+from ._training.checkpoint import EpochCheckpoint, resume_fit
+from ._training.nets import TrainingDivergedError, TrainingInterrupted
 
 __all__ = [
     "CEBMEncoder",

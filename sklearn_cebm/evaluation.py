@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
-from ._choosing_n_clusters import clustering_stability, neighbour_modularity
+from ._clustering.choosing_n_clusters import clustering_stability, neighbour_modularity
 
 __all__ = [
     "aggregate_posterior_kl_and_mi",

@@ -28,17 +28,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._base import _device_available
-from ._clusterer import GMMCEBMClusterer
+from ._clustering.clusterer import GMMCEBMClusterer
+from ._clustering.gmm_vae import GMMVAEClusterer
 from ._core.chain_init import GaussianChainInit, UniformChainInit
 from ._core.sgld import ReplayBuffer
 from ._core.weight_average import WeightAverage
-from ._encoder import CEBMEncoder
-from ._gmm_vae import GMMVAEClusterer
-from ._igebm import IGEBMEncoder
-from ._outlier import CEBMOutlierDetector
-from ._typicality import TypicalityTest
-from ._vae import VAEEncoder
+from ._estimators.base import _device_available
+from ._outliers.detector import CEBMOutlierDetector
+from ._outliers.typicality import TypicalityTest
+from ._representation.encoder import CEBMEncoder
+from ._representation.igebm import IGEBMEncoder
+from ._representation.vae import VAEEncoder
 
 __all__ = ["load", "save"]
 

@@ -24,7 +24,7 @@ CHEAP_SETTINGS = dict(
 )
 
 # For tests of tiny clusterers that are not about cluster usage: such fits may leave
-# clusters empty, which fit warns of (tests/test_clusterer.py tests the warning).
+# clusters empty, which fit warns of (tests/clustering/test_clusterer.py tests the warning).
 allow_empty_clusters = pytest.mark.filterwarnings(
     "ignore:.*clusters; the others are empty:sklearn.exceptions.ConvergenceWarning"
 )

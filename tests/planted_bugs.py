@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (file, text, replacement, tests that must fail with the bug)
 BUGS = {
     "buffer_never_written_back": (
-        "sklearn_cebm/_training.py",
+        "sklearn_cebm/_training/nets.py",
         "        buffer.update(indices, samples)\n",
         "",
         [
-            "tests/test_training.py::test_pcd_step_writes_the_advanced_chains_back_to_the_buffer",
+            "tests/training/test_nets.py::test_pcd_step_writes_the_advanced_chains_back_to_the_buffer",
             "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_1d_mixture_log_density",
             "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_2d_gaussian_log_density",
         ],
@@ -51,7 +51,7 @@ BUGS = {
         "x = (x.detach() + noise_std * noise).detach()",
         [
             "tests/core/test_sgld.py::test_langevin_dynamics_recovers_gaussian_with_ula_bias",
-            "tests/test_training.py::test_pcd_chains_descend_the_energy",
+            "tests/training/test_nets.py::test_pcd_chains_descend_the_energy",
             "tests/test_model_targets.py::test_cebmencoder_sample_matches_the_model_density_in_1d",
             "tests/test_model_targets.py::test_gmmcebmclusterer_sample_component_draws_from_that_component",
             "tests/test_model_targets.py::test_cebmencoder_training_recovers_a_1d_mixture_log_density",

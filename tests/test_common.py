@@ -31,7 +31,7 @@ from sklearn_cebm import (
     TrainingDivergedError,
     VAEEncoder,
 )
-from sklearn_cebm._typicality import TypicalityTest
+from sklearn_cebm._outliers.typicality import TypicalityTest
 
 from .conftest import CHEAP_SETTINGS
 

@@ -78,9 +78,10 @@ def test_ood_auroc_of_a_trained_cebm_tells_held_out_data_from_noise():
     rng = np.random.default_rng(0)
     X, held_out = _three_blobs(300, rng), _three_blobs(200, rng)
     noise = rng.uniform(X.min(axis=0), X.max(axis=0), size=(200, 3))
-    # Langevin's own noise level, sqrt(2 * step size), as in tests/test_encoder.py. AUROC
-    # over seeds 0-2: 0.37 to 0.57 untrained (learning_rate=1e-7), 0.74 to 0.88 after one
-    # epoch, 0.87 to 0.92 after five, 0.96 to 0.97 after these thirty.
+    # Langevin's own noise level, sqrt(2 * step size), as in
+    # tests/representation/test_encoder.py. AUROC over seeds 0-2: 0.37 to 0.57 untrained
+    # (learning_rate=1e-7), 0.74 to 0.88 after one epoch, 0.87 to 0.92 after five, 0.96 to
+    # 0.97 after these thirty.
     settings = {**CHEAP_SETTINGS, "hidden_layer_sizes": (32,), "max_iter": 30}
     settings.update(sgld_steps=20, sgld_step_size=0.01, sgld_noise=np.sqrt(0.02))
     settings.update(buffer_size=256, learning_rate=1e-2)

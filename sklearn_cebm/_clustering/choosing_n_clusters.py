@@ -16,7 +16,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
-from ._seeds import int32_seeds
+from .._estimators.seeds import int32_seeds
 
 __all__ = ["clustering_stability", "neighbour_modularity"]
 

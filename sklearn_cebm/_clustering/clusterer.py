@@ -13,25 +13,25 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import CodesTransformerMixin, copy_sharing_user_callbacks
-from ._callbacks import MixtureMeansSeeding
-from ._clustering_training import ClusteringDSMNet, ClusteringPCDNet, NeighbourClusteringMixin
-from ._core.biases import GaussianMixtureBias
-from ._core.model import ComponentEnergy
-from ._docstrings import fill_docstring
-from ._energy_base import BaseCEBM
-from ._mixture_clustering import (
+from .._core.biases import GaussianMixtureBias
+from .._core.model import ComponentEnergy
+from .._estimators.base import CodesTransformerMixin, copy_sharing_user_callbacks
+from .._estimators.docstrings import fill_docstring
+from .._estimators.energy_base import BaseCEBM
+from .._estimators.scaling import to_unit_range
+from .._estimators.seeds import int32_seeds
+from .._training.callbacks import MixtureMeansSeeding
+from .._training.clustering_nets import ClusteringDSMNet, ClusteringPCDNet, NeighbourClusteringMixin
+from .mixture import (
     kmeans_plusplus_seeds,
     mixture_attributes,
     warn_empty_clusters,
 )
-from ._neighbour_graph import (
+from .neighbour_graph import (
     nearest_neighbour_rows,
     shared_neighbour_affinity,
     spectral_partition,
 )
-from ._scaling import to_unit_range
-from ._seeds import int32_seeds
 
 __all__ = ["GMMCEBMClusterer"]
 

@@ -11,16 +11,16 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import PosteriorTransformerMixin
-from ._core.mixture_prior import MixtureOfGaussiansPrior
-from ._docstrings import fill_docstring
-from ._mixture_clustering import (
+from .._core.mixture_prior import MixtureOfGaussiansPrior
+from .._estimators.base import PosteriorTransformerMixin
+from .._estimators.docstrings import fill_docstring
+from .._representation.vae import BaseVAE
+from .._training.vae_nets import MixturePriorSeeding
+from .mixture import (
     kmeans_plusplus_seeds,
     mixture_attributes,
     warn_empty_clusters,
 )
-from ._vae import BaseVAE
-from ._vae_training import MixturePriorSeeding
 
 __all__ = ["GMMVAEClusterer"]
 

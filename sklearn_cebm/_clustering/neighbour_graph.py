@@ -13,7 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from ._seeds import int32_seeds
+from .._estimators.seeds import int32_seeds
 
 __all__ = [
     "NEIGHBOUR_SEARCH_COMPONENTS",

@@ -5,7 +5,7 @@ input checks, the affine scaling into the box ``[-1, 1]``, building and training
 net with ``fit`` and ``partial_fit`` (all or nothing: a failed call leaves the estimator
 as it was), batched inference and the scores of the module's energy. Subclasses supply
 the torch module and the net that trains it; the energy-based ones add their sampler in
-:mod:`sklearn_cebm._energy_base`.
+:mod:`sklearn_cebm._estimators.energy_base`.
 """
 
 import contextlib
@@ -26,21 +26,21 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._batching import batch_indexing_loader
-from ._checkpoint import CHECKPOINT_FORMAT, EpochCheckpoint, dump_atomically
-from ._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
-from ._core.model import inference_batch_size, map_batches
-from ._core.scores import energy_input_gradient_norm
-from ._out_of_range import distance_outside_range, project_onto_range, score_outside_range
-from ._scaling import (
+from .._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
+from .._core.model import inference_batch_size, map_batches
+from .._core.scores import energy_input_gradient_norm
+from .._training.batching import batch_indexing_loader
+from .._training.checkpoint import CHECKPOINT_FORMAT, EpochCheckpoint, dump_atomically
+from .._training.nets import TrainingInterrupted, check_callbacks
+from .out_of_range import distance_outside_range, project_onto_range, score_outside_range
+from .scaling import (
     check_input_range,
     fit_input_range,
     from_unit_range,
     to_unit_range,
     unit_range_of,
 )
-from ._seeds import int32_seeds
-from ._training import TrainingInterrupted, check_callbacks
+from .seeds import int32_seeds
 
 __all__ = [
     "BaseNeuralEstimator",
@@ -760,7 +760,7 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
 
         Returns ``function``'s output at each row's nearest point of the box the model is
         defined on (the row itself when inside it) and the row's
-        :func:`~sklearn_cebm._out_of_range.distance_outside_range`.
+        :func:`~sklearn_cebm._estimators.out_of_range.distance_outside_range`.
         """
         X = self._validate_input(X, reset=False)
         low, high = self._training_range()

@@ -1,7 +1,7 @@
 """The ``accelerator`` parameter: one estimator trained on several processes or GPUs.
 
 The estimators that take it mix :class:`DataParallelMixin` in; the training itself is
-:func:`~sklearn_cebm._data_parallel.data_parallel`'s, on skorch's ``AccelerateMixin``.
+:func:`~sklearn_cebm._training.data_parallel.data_parallel`'s, on skorch's ``AccelerateMixin``.
 """
 
 import numpy as np
@@ -10,12 +10,12 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import _num_samples
 
-from ._checkpoint import EpochCheckpoint
-from ._data_parallel import check_accelerator, data_parallel
+from .._training.checkpoint import EpochCheckpoint
+from .._training.data_parallel import check_accelerator, data_parallel
 
 __all__ = ["ACCELERATOR_DOC", "DataParallelMixin"]
 
-# The entry of the estimators' Parameters sections (see _docstrings.fill_docstring),
+# The entry of the estimators' Parameters sections (see docstrings.fill_docstring),
 # indented as the entries it is appended to.
 ACCELERATOR_DOC = """
     accelerator : accelerate.Accelerator or None
@@ -33,7 +33,7 @@ ACCELERATOR_DOC = """
 
 class DataParallelMixin:
     """Adds the ``accelerator`` parameter to an energy estimator trained by a net of
-    :mod:`sklearn_cebm._training`.
+    :mod:`sklearn_cebm._training.nets`.
 
     Stands left of the estimator's base; the estimator lists ``accelerator`` in its
     ``__init__`` and merges :attr:`_accelerator_constraints` into its constraints.

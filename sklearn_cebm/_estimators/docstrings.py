@@ -4,7 +4,7 @@ Each estimator's docstring holds the placeholders ``{parameters}`` and
 ``{common_attributes}``; :func:`fill_docstring` replaces them with entries in the order of
 the estimator's signature, each with the default the signature gives, so a documented
 default cannot drift from the code. An estimator passes its own entries for what it adds
-or words differently; ``tests/test_docstrings.py`` checks that every parameter is
+or words differently; ``tests/estimators/test_docstrings.py`` checks that every parameter is
 documented and every documented parameter exists.
 """
 

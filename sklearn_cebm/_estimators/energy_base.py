@@ -1,8 +1,9 @@
 """What the energy-based estimators add: training by PCD or score matching, and sampling.
 
-:class:`BaseEnergyEstimator` adds to :class:`~sklearn_cebm._base.BaseNeuralEstimator`
-the sampler's parameters, the nets that train an energy (:class:`~sklearn_cebm._training.PCDNet`
-and :class:`~sklearn_cebm._training.DSMNet`) and :meth:`~BaseEnergyEstimator.sample`;
+:class:`BaseEnergyEstimator` adds to
+:class:`~sklearn_cebm._estimators.base.BaseNeuralEstimator` the sampler's parameters, the
+nets that train an energy (:class:`~sklearn_cebm._training.nets.PCDNet` and
+:class:`~sklearn_cebm._training.nets.DSMNet`) and :meth:`~BaseEnergyEstimator.sample`;
 :class:`BaseCEBM` adds the conjugate bias of a CEBM.
 """
 
@@ -13,15 +14,15 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseNeuralEstimator, check_count
-from ._core.ais import annealed_importance_sampling
-from ._core.box_densities import UniformBox
-from ._core.model import ConjugateEnergyModel
-from ._core.precision import compute_dtype_for
-from ._core.sgld import frozen_parameters
-from ._scaling import unit_range_log_volume
-from ._seeds import int32_seeds
-from ._training import DSMNet, PCDNet
+from .._core.ais import annealed_importance_sampling
+from .._core.box_densities import UniformBox
+from .._core.model import ConjugateEnergyModel
+from .._core.precision import compute_dtype_for
+from .._core.sgld import frozen_parameters
+from .._training.nets import DSMNet, PCDNet
+from .base import BaseNeuralEstimator, check_count
+from .scaling import unit_range_log_volume
+from .seeds import int32_seeds
 
 __all__ = ["BaseCEBM", "BaseEnergyEstimator"]
 

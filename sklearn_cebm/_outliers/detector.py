@@ -10,12 +10,12 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._core.biases import SphericalGaussianBias
-from ._docstrings import fill_docstring
-from ._energy_base import BaseCEBM
-from ._out_of_range import distance_outside_range, score_outside_range
-from ._seeds import int32_seeds
-from ._typicality import (
+from .._core.biases import SphericalGaussianBias
+from .._estimators.docstrings import fill_docstring
+from .._estimators.energy_base import BaseCEBM
+from .._estimators.out_of_range import distance_outside_range, score_outside_range
+from .._estimators.seeds import int32_seeds
+from .typicality import (
     TypicalityTest,
     check_image_shape_has_neighbours,
     input_complexity,
@@ -470,7 +470,7 @@ class CEBMOutlierDetector(OutlierMixin, BaseCEBM):
         self.offset_ = float(np.percentile(scores, 100.0 * contamination))
 
     def _model_statistics(self, X):
-        """:func:`~sklearn_cebm._typicality.statistics_matrix` of X and its codes."""
+        """:func:`~sklearn_cebm._outliers.typicality.statistics_matrix` of X and its codes."""
         codes, posterior_std = self._inference(self._module().posterior_mean_std, X)
         log_density = super().score_samples(X)
         complexity = None

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._seeds import int32_seeds
+from .._estimators.seeds import int32_seeds
 
 __all__ = [
     "StatisticsTypicality",

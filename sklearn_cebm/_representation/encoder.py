@@ -1,10 +1,10 @@
 """CEBMEncoder: the conjugate EBM with a spherical Gaussian bias as a transformer."""
 
-from ._base import PosteriorTransformerMixin
-from ._core.biases import SphericalGaussianBias
-from ._distributed import ACCELERATOR_DOC, DataParallelMixin
-from ._docstrings import fill_docstring
-from ._energy_base import BaseCEBM
+from .._core.biases import SphericalGaussianBias
+from .._estimators.base import PosteriorTransformerMixin
+from .._estimators.distributed import ACCELERATOR_DOC, DataParallelMixin
+from .._estimators.docstrings import fill_docstring
+from .._estimators.energy_base import BaseCEBM
 
 __all__ = ["CEBMEncoder"]
 

@@ -1,10 +1,10 @@
 """IGEBMEncoder: the paper's IGEBM baseline, an EBM with a scalar energy, as a transformer."""
 
-from ._base import CodesTransformerMixin
-from ._core.igebm import ScalarEnergyModel
-from ._distributed import ACCELERATOR_DOC, DataParallelMixin
-from ._docstrings import fill_docstring
-from ._energy_base import BaseEnergyEstimator
+from .._core.igebm import ScalarEnergyModel
+from .._estimators.base import CodesTransformerMixin
+from .._estimators.distributed import ACCELERATOR_DOC, DataParallelMixin
+from .._estimators.docstrings import fill_docstring
+from .._estimators.energy_base import BaseEnergyEstimator
 
 __all__ = ["IGEBMEncoder"]
 

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ._base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
-from ._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
-from ._docstrings import fill_docstring
-from ._scaling import unit_range_log_volume
-from ._vae_training import ELBONet
+from .._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
+from .._estimators.base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
+from .._estimators.docstrings import fill_docstring
+from .._estimators.scaling import unit_range_log_volume
+from .._training.vae_nets import ELBONet
 
 __all__ = ["BaseVAE", "VAEEncoder"]
 
@@ -30,7 +30,7 @@ class BaseVAE(BaseNeuralEstimator):
 
     Subclasses supply :meth:`_build_prior`. The module is a
     :class:`~sklearn_cebm._core.vae.VariationalAutoencoder` whose energy is the negative ELBO,
-    trained by an :class:`~sklearn_cebm._vae_training.ELBONet`.
+    trained by an :class:`~sklearn_cebm._training.vae_nets.ELBONet`.
     """
 
     _parameter_constraints: dict = {

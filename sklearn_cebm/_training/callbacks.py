@@ -16,7 +16,7 @@ import torch
 from skorch.callbacks import Callback, PrintLog
 from tqdm import tqdm
 
-from ._core.model import INFERENCE_BATCH_SIZE, map_batches
+from .._core.model import INFERENCE_BATCH_SIZE, map_batches
 
 __all__ = [
     "EpochTable",
@@ -354,7 +354,7 @@ class PlacementAfterEpoch(Callback):
     in evaluation mode and hands them to :meth:`place` at the end of that epoch, and
     drops them when training ends, so that the net pickles without them. The mixtures' placements
     (:class:`MixtureMeansSeeding`, and the VAE's
-    :class:`~sklearn_cebm._vae_training.MixturePriorSeeding`) extend it.
+    :class:`~sklearn_cebm._training.vae_nets.MixturePriorSeeding`) extend it.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """Training a mixture bias to cluster: the likelihood first, then the clusters.
 
 Knows torch and skorch, not scikit-learn. :class:`NeighbourClusteringMixin` adds a second
-stage to an energy net (:class:`~sklearn_cebm._training.PCDNet` or
-:class:`~sklearn_cebm._training.DSMNet`) whose module has a mixture bias
+stage to an energy net (:class:`~sklearn_cebm._training.nets.PCDNet` or
+:class:`~sklearn_cebm._training.nets.DSMNet`) whose module has a mixture bias
 (:class:`~sklearn_cebm._core.biases.GaussianMixtureBias`): the first
 ``likelihood_epochs`` epochs train the energy by the net's own objective, and every later
 update trains the encoder and the mixture either to give each sample the cluster a
@@ -19,9 +19,9 @@ import warnings
 import torch
 from skorch.dataset import unpack_data
 
-from ._callbacks import SamplerWarning, copy_training_state, restore_training_state
-from ._core.losses import neighbour_consistency_loss
-from ._training import DSMNet, PCDNet
+from .._core.losses import neighbour_consistency_loss
+from .callbacks import SamplerWarning, copy_training_state, restore_training_state
+from .nets import DSMNet, PCDNet
 
 __all__ = ["ClusteringDSMNet", "ClusteringPCDNet", "NeighbourClusteringMixin"]
 
@@ -45,7 +45,7 @@ class NeighbourClusteringMixin:
     and records the epoch it went back to as ``clustering_rollback``; after
     ``MAX_CLUSTERING_ROLLBACKS`` the next runaway sets the step to 0, so that the model
     keeps its last healthy weights, and warns
-    (:class:`~sklearn_cebm._callbacks.SamplerWarning`). On small data, with settings for
+    (:class:`~sklearn_cebm._training.callbacks.SamplerWarning`). On small data, with settings for
     a quick try (50 blobs, 8 latent dimensions, batches of 32), the cross-entropy crept
     from 0.3 to 3-7 late in the stage's 2,000 updates (1,000 epochs) for one seed of
     three, and a batch's spiked past 100 times log L in scikit-learn's estimator checks.
@@ -370,12 +370,12 @@ class NeighbourClusteringMixin:
 
 
 class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):
-    """A :class:`~sklearn_cebm._training.PCDNet` followed by the clustering stage."""
+    """A :class:`~sklearn_cebm._training.nets.PCDNet` followed by the clustering stage."""
 
     recorded = (*PCDNet.recorded, "consistency", "partition_nll")
 
 
 class ClusteringDSMNet(NeighbourClusteringMixin, DSMNet):
-    """A :class:`~sklearn_cebm._training.DSMNet` followed by the clustering stage."""
+    """A :class:`~sklearn_cebm._training.nets.DSMNet` followed by the clustering stage."""
 
     recorded = (*DSMNet.recorded, "consistency", "partition_nll")

@@ -4,7 +4,7 @@ Knows torch and skorch, not scikit-learn. The public estimators build a :class:`
 (or, for ``objective='dsm'``, a :class:`DSMNet`) around an energy model such as
 :class:`~sklearn_cebm._core.model.ConjugateEnergyModel`, call ``partial_fit`` on it, and
 ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
-:class:`SeededNet`, which the VAE's :class:`~sklearn_cebm._vae_training.ELBONet` shares.
+:class:`SeededNet`, which the VAE's :class:`~sklearn_cebm._training.vae_nets.ELBONet` shares.
 """
 
 import numpy as np
@@ -17,15 +17,15 @@ from skorch.callbacks import (
 )
 from skorch.dataset import unpack_data
 
-from ._callbacks import EpochTable, RunProgressBar, SamplerMonitor, SamplerRollback
-from ._core.chain_init import UniformChainInit, fit_chain_init
-from ._core.losses import (
+from .._core.chain_init import UniformChainInit, fit_chain_init
+from .._core.losses import (
     ContrastiveDivergenceLoss,
     DenoisingScoreMatchingLoss,
     scaled_energy_gradient,
 )
-from ._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics, sample_fresh_chains
-from ._core.weight_average import WeightAverage, copy_parameters
+from .._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics, sample_fresh_chains
+from .._core.weight_average import WeightAverage, copy_parameters
+from .callbacks import EpochTable, RunProgressBar, SamplerMonitor, SamplerRollback
 
 __all__ = [
     "DSMNet",
@@ -452,7 +452,7 @@ class PCDNet(EnergyNet):
     energies of the noisy data batch (the prediction) and of the model samples (in the
     target's place). The mean energies of both, their gap and the chains' RMS move per
     coordinate (``chain_displacement``) are recorded per batch and averaged per epoch in
-    ``history``; :class:`~sklearn_cebm._callbacks.SamplerMonitor` warns when they look
+    ``history``; :class:`~sklearn_cebm._training.callbacks.SamplerMonitor` warns when they look
     wrong.
 
     Parameters

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from skorch.dataset import unpack_data
 
-from ._callbacks import PlacementAfterEpoch
-from ._core.model import INFERENCE_BATCH_SIZE, map_batches
-from ._training import SeededNet
+from .._core.model import INFERENCE_BATCH_SIZE, map_batches
+from .callbacks import PlacementAfterEpoch
+from .nets import SeededNet
 
 __all__ = ["ELBONet", "MeanNegativeELBO", "MixturePriorSeeding"]
 
@@ -39,7 +39,7 @@ class ELBONet(SeededNet):
     n_draws : int
         Monte Carlo draws of ``z`` per row and step.
     **kwargs
-        Passed to :class:`~sklearn_cebm._training.SeededNet` (``seed``, of the generator
+        Passed to :class:`~sklearn_cebm._training.nets.SeededNet` (``seed``, of the generator
         of the noise) and :class:`skorch.NeuralNet`.
     """
 

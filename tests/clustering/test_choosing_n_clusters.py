@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn_cebm import GMMCEBMClusterer
 from sklearn_cebm.evaluation import clustering_stability, neighbour_modularity
 
-from .conftest import CHEAP_SETTINGS, allow_empty_clusters
+from ..conftest import CHEAP_SETTINGS, allow_empty_clusters
 
 # ----------------------------------------------------------------- clustering_stability
 THREE_BLOBS = dict(n_samples=300, centers=[[0, 0], [8, 0], [4, 7]], random_state=0)

@@ -21,17 +21,17 @@ from sklearn.utils import estimator_checks
 from skorch.callbacks import Callback
 
 from sklearn_cebm import GMMCEBMClusterer, SamplerWarning, TrainingDivergedError
-from sklearn_cebm._clusterer import nearest_neighbour_rows
-from sklearn_cebm._clustering_training import ClusteringPCDNet
-from sklearn_cebm._core.biases import GaussianMixtureBias
-from sklearn_cebm._neighbour_graph import (
+from sklearn_cebm._clustering.clusterer import nearest_neighbour_rows
+from sklearn_cebm._clustering.neighbour_graph import (
     neighbour_affinity,
     shared_neighbour_affinity,
     spectral_partition,
 )
-from sklearn_cebm._training import PCDNet
+from sklearn_cebm._core.biases import GaussianMixtureBias
+from sklearn_cebm._training.clustering_nets import ClusteringPCDNet
+from sklearn_cebm._training.nets import PCDNet
 
-from .conftest import CHEAP_SETTINGS, allow_empty_clusters
+from ..conftest import CHEAP_SETTINGS, allow_empty_clusters
 
 # One run of a short clustering stage: 10 updates are 3 epochs of the 150 blobs.
 SETTINGS = dict(CHEAP_SETTINGS, n_clusters=3, clustering_updates=10, n_init=1)
@@ -398,7 +398,7 @@ def test_gmmcebmclusterer_runs_share_the_callbacks_given(X):
 
 
 def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
-    import sklearn_cebm._clusterer as clusterer_module
+    import sklearn_cebm._clustering.clusterer as clusterer_module
 
     calls = []
     find = clusterer_module.nearest_neighbour_rows
@@ -573,7 +573,7 @@ def test_gmmcebmclusterer_continued_training_names_the_parts_after_its_clusters(
 
 
 def test_matched_labels_renames_to_the_reference_and_keeps_extra_parts_apart():
-    from sklearn_cebm._clusterer import _matched_labels
+    from sklearn_cebm._clustering.clusterer import _matched_labels
 
     renamed = _matched_labels(np.array([2, 2, 0, 0]), np.array([1, 1, 0, 0]), 3)
     np.testing.assert_array_equal(renamed, [1, 1, 0, 0])

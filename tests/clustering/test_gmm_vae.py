@@ -18,8 +18,8 @@ from sklearn.utils import check_random_state
 
 from sklearn_cebm import GMMVAEClusterer
 
-from . import test_docstrings as docstring_tests
-from .conftest import allow_empty_clusters
+from ..conftest import allow_empty_clusters
+from ..estimators import test_docstrings as docstring_tests
 
 SETTINGS = dict(
     n_clusters=3, n_components=2, hidden_layer_sizes=(16,), max_iter=3, warmup_iter=1, batch_size=32
@@ -186,7 +186,7 @@ def test_gmm_vae_random_init_draws_distinct_means(X):
     ids=lambda check: check.__name__,
 )
 def test_gmm_vae_docstring(check):
-    # tests/test_docstrings.py's checks, on this estimator too.
+    # tests/estimators/test_docstrings.py's checks, on this estimator too.
     check(GMMVAEClusterer)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import sklearn_cebm._neighbour_graph as neighbour_graph
-from sklearn_cebm._neighbour_graph import (
+import sklearn_cebm._clustering.neighbour_graph as neighbour_graph
+from sklearn_cebm._clustering.neighbour_graph import (
     nearest_neighbour_rows,
     neighbour_affinity,
     normalised_cut,

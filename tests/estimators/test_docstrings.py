@@ -14,7 +14,7 @@ from sklearn_cebm import (
     IGEBMEncoder,
     VAEEncoder,
 )
-from sklearn_cebm._docstrings import PARAMETER_DOCS, fill_docstring, parse_entries
+from sklearn_cebm._estimators.docstrings import PARAMETER_DOCS, fill_docstring, parse_entries
 
 ESTIMATORS = [
     CEBMEncoder,

@@ -8,8 +8,8 @@ from sklearn.model_selection import GridSearchCV
 
 from sklearn_cebm import CEBMEncoder, IGEBMEncoder
 
-from .conftest import CHEAP_SETTINGS
-from .core.test_ais import GaussianMarginalStatistics
+from ..conftest import CHEAP_SETTINGS
+from ..core.test_ais import GaussianMarginalStatistics
 
 
 def _trapezoid_log_integral(values, step):

@@ -1,14 +1,14 @@
-"""The rule for scores outside the training box (sklearn_cebm/_out_of_range.py)."""
+"""The rule for scores outside the training box (sklearn_cebm/_estimators/out_of_range.py)."""
 
 import numpy as np
 import pytest
 
-from sklearn_cebm._out_of_range import (
+from sklearn_cebm._estimators.out_of_range import (
     distance_outside_range,
     project_onto_range,
     score_outside_range,
 )
-from sklearn_cebm._scaling import fit_input_range, fit_unit_range
+from sklearn_cebm._estimators.scaling import fit_input_range, fit_unit_range
 
 LOW, HIGH = np.array([0.0, -1.0, 3.0]), np.array([4.0, 1.0, 3.0])
 SCALE = np.array([2.0, 1.0, 1.0])  # the last feature is constant: scale 1

@@ -13,16 +13,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sklearn_cebm import CEBMEncoder, CEBMOutlierDetector
-from sklearn_cebm._base import BaseNeuralEstimator
-from sklearn_cebm._outlier import (
+from sklearn_cebm._estimators.base import BaseNeuralEstimator
+from sklearn_cebm._outliers.detector import (
     auto_dsm_noise,
     auto_max_iter,
     split_reference_rows,
 )
-from sklearn_cebm._typicality import model_statistics
+from sklearn_cebm._outliers.typicality import model_statistics
 from sklearn_cebm.evaluation import ood_auroc
 
-from .conftest import CHEAP_SETTINGS
+from ..conftest import CHEAP_SETTINGS
 
 OUTLIER_SCORES = ["typicality", "log_density", "gradient_norm"]
 

@@ -1,4 +1,4 @@
-"""The typicality of a model's statistics (sklearn_cebm._typicality)."""
+"""The typicality of a model's statistics (sklearn_cebm._outliers.typicality)."""
 
 import joblib
 import numpy as np
@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from sklearn_cebm import CEBMEncoder, IGEBMEncoder, StatisticsTypicality, VAEEncoder
-from sklearn_cebm._typicality import (
+from sklearn_cebm._outliers.typicality import (
     TypicalityTest,
     fit_code_density,
     fit_statistics_density,
@@ -18,7 +18,7 @@ from sklearn_cebm._typicality import (
 )
 from sklearn_cebm.evaluation import ood_auroc
 
-from .conftest import CHEAP_SETTINGS
+from ..conftest import CHEAP_SETTINGS
 
 
 class StandardGaussianModel(BaseEstimator):

@@ -14,7 +14,7 @@ from skorch.exceptions import DeviceWarning
 
 from sklearn_cebm import CEBMEncoder, SamplerWarning, TrainingDivergedError
 
-from .conftest import CHEAP_SETTINGS
+from ..conftest import CHEAP_SETTINGS
 
 
 @pytest.fixture

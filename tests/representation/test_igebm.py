@@ -12,7 +12,7 @@ from torch.nn import functional
 
 from sklearn_cebm import IGEBMEncoder
 
-from .conftest import CHEAP_SETTINGS
+from ..conftest import CHEAP_SETTINGS
 
 
 def test_igebm_encoder_transform_is_the_input_of_the_energy_head(digits):

@@ -6,7 +6,7 @@ import torch
 from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
-from sklearn_cebm._batching import batch_indexing_loader
+from sklearn_cebm._training.batching import batch_indexing_loader
 
 
 def _batches(loader):

@@ -8,18 +8,18 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sklearn_cebm._callbacks import (
+from sklearn_cebm._core.biases import GaussianMixtureBias
+from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
+from sklearn_cebm._core.model import ConjugateEnergyModel
+from sklearn_cebm._training.callbacks import (
     EpochTable,
     MixtureMeansSeeding,
     RunProgressBar,
     SamplerMonitor,
     SamplerWarning,
 )
-from sklearn_cebm._core.biases import GaussianMixtureBias
-from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
-from sklearn_cebm._core.model import ConjugateEnergyModel
 
-from .test_training import _TINY_SETTINGS, N_FEATURES, _blobs, _net
+from .test_nets import _TINY_SETTINGS, N_FEATURES, _blobs, _net
 
 _TINY_LR = _TINY_SETTINGS["lr"]
 

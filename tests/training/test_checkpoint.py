@@ -16,12 +16,12 @@ from sklearn.base import clone
 from skorch.callbacks import Callback
 
 from sklearn_cebm import CEBMEncoder, EpochCheckpoint, GMMCEBMClusterer, VAEEncoder, resume_fit
-from sklearn_cebm._base import copy_sharing_user_callbacks
+from sklearn_cebm._estimators.base import copy_sharing_user_callbacks
 
-from .conftest import CHEAP_SETTINGS
-from .test_common import CHEAP_SETTINGS_FOR_CLUSTERING, CHEAP_SETTINGS_FOR_VAE
+from ..conftest import CHEAP_SETTINGS
+from ..test_common import CHEAP_SETTINGS_FOR_CLUSTERING, CHEAP_SETTINGS_FOR_VAE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlowEpochs(Callback):
@@ -130,7 +130,7 @@ _TRAINING_SCRIPT = textwrap.dedent(
     import numpy as np
     from sklearn_cebm import CEBMEncoder, EpochCheckpoint
     from tests.conftest import CHEAP_SETTINGS
-    from tests.test_checkpoint import SlowEpochs
+    from tests.training.test_checkpoint import SlowEpochs
     X = np.random.default_rng(0).normal(size=(128, 3))
     CEBMEncoder(**CHEAP_SETTINGS | dict(max_iter={max_iter}), random_state=0,
                 callbacks=[SlowEpochs(), EpochCheckpoint({path!r})]).fit(X)

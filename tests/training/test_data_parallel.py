@@ -24,9 +24,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_cebm import CEBMEncoder, EpochCheckpoint, IGEBMEncoder
-from sklearn_cebm._training import DSMNet, PCDNet
+from sklearn_cebm._training.nets import DSMNet, PCDNet
 
-from .conftest import CHEAP_SETTINGS
+from ..conftest import CHEAP_SETTINGS
 
 accelerate = pytest.importorskip("accelerate")
 # With the other tests of the scaling extra, out of the default run (pyproject.toml).

@@ -33,7 +33,7 @@ from ._clustering.gmm_vae import GMMVAEClusterer
 from ._core.chain_init import GaussianChainInit, UniformChainInit
 from ._core.sgld import ReplayBuffer
 from ._core.weight_average import WeightAverage
-from ._estimators.base import _device_available
+from ._estimators.network import _device_available
 from ._outliers.detector import CEBMOutlierDetector
 from ._outliers.typicality import TypicalityTest
 from ._representation.encoder import CEBMEncoder

@@ -12,8 +12,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._core.mixture_prior import MixtureOfGaussiansPrior
-from .._estimators.base import PosteriorTransformerMixin
 from .._estimators.docstrings import fill_docstring
+from .._estimators.transformers import PosteriorTransformerMixin
 from .._representation.vae import BaseVAE
 from .._training.vae_nets import MixturePriorSeeding
 from .mixture import (

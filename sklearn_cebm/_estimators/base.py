@@ -3,8 +3,9 @@
 :class:`BaseNeuralEstimator` owns the parameters of the network and its training, the
 input checks, the affine scaling into the box ``[-1, 1]``, building and training the skorch
 net with ``fit`` and ``partial_fit`` (all or nothing: a failed call leaves the estimator
-as it was), batched inference and the scores of the module's energy. Subclasses supply
-the torch module and the net that trains it; the energy-based ones add their sampler in
+as it was); batched inference and the scores of the module's energy come from
+:class:`~sklearn_cebm._estimators.inference.InferenceMixin`. Subclasses supply the torch
+module and the net that trains it; the energy-based ones add their sampler in
 :mod:`sklearn_cebm._estimators.energy_base`.
 """
 
@@ -16,230 +17,26 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from sklearn.utils._set_output import _wrap_data_with_container
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
 
-from .._core.encoders import ConvEncoder, MLPEncoder, initialize_layers
-from .._core.model import inference_batch_size, map_batches
-from .._core.scores import energy_input_gradient_norm
+from .._core.encoders import initialize_layers
 from .._training.batching import batch_indexing_loader
 from .._training.checkpoint import CHECKPOINT_FORMAT, EpochCheckpoint, dump_atomically
 from .._training.nets import TrainingInterrupted, check_callbacks
-from .out_of_range import distance_outside_range, project_onto_range, score_outside_range
+from .checks import _check_no_bools, _check_sizes, _same_setting
+from .inference import InferenceMixin
+from .network import _build_encoder, _check_custom_encoder, _resolve_device
 from .scaling import (
     check_input_range,
     fit_input_range,
-    from_unit_range,
     to_unit_range,
     unit_range_of,
 )
 from .seeds import int32_seeds
 
-__all__ = [
-    "BaseNeuralEstimator",
-    "CodesTransformerMixin",
-    "PosteriorTransformerMixin",
-    "check_count",
-    "uses_conv_net",
-]
-
-
-def _device_available(device):
-    """Whether torch can put tensors on ``device`` here: the CPU, or an accelerator present."""
-    if device.type == "cpu":
-        return True
-    # The meta device holds shapes without data: nothing could be trained or scored on it.
-    if device.type == "meta":
-        return False
-    accelerator = torch.accelerator.current_accelerator(check_available=True)
-    if accelerator is None or accelerator.type != device.type:
-        return False
-    return device.index is None or device.index < torch.accelerator.device_count()
-
-
-def _resolve_device(device):
-    """Turn the ``device`` parameter into a ``torch.device`` that torch has available here.
-
-    Raises
-    ------
-    ValueError
-        If ``device`` names no device, or one that torch cannot use on this machine.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        ) from error
-    if not _device_available(resolved):
-        accelerator = torch.accelerator.current_accelerator(check_available=True)
-        available = "'cpu'" if accelerator is None else f"'cpu' or '{accelerator.type}'"
-        raise ValueError(
-            f"device={device!r} was requested but torch has no {resolved.type!r} device "
-            f"available here; use 'auto' or {available}."
-        )
-    return resolved
-
-
-def uses_conv_net(encoder, image_shape):
-    """Whether the networks are convolutional: 'cnn', or 'auto' or a module with images.
-
-    A custom encoder module is taken as it is; this then says which decoder a VAE pairs
-    with it.
-    """
-    if isinstance(encoder, str) and encoder in ("cnn", "mlp"):
-        return encoder == "cnn"
-    return image_shape is not None
-
-
-def _build_encoder(encoder, image_shape, hidden_layer_sizes, n_features, n_outputs):
-    """The encoder module and whether it is one of ours (and so ours to initialise).
-
-    Ours are built on the meta device and materialised uninitialised, so that building
-    draws nothing from torch's global generator; ``initialize_layers`` fills them.
-    """
-    if isinstance(encoder, torch.nn.Module):
-        return copy.deepcopy(encoder), False
-    use_cnn = uses_conv_net(encoder, image_shape)
-    if encoder == "cnn" and image_shape is None:
-        raise ValueError("encoder='cnn' needs image_shape=(channels, height, width).")
-    if use_cnn and len(image_shape) != 3:
-        raise ValueError(
-            "The convolutional encoder needs image_shape=(channels, height, width); "
-            f"got {tuple(image_shape)}."
-        )
-    with torch.device("meta"):
-        if use_cnn:
-            module = ConvEncoder(tuple(image_shape), n_outputs)
-        else:
-            module = MLPEncoder(n_features, tuple(hidden_layer_sizes), n_outputs)
-    return module.to_empty(device="cpu"), True
-
-
-def _check_sizes(name, value, estimator_name):
-    """Reject a ``hidden_layer_sizes`` or ``image_shape`` whose elements are not positive ints.
-
-    scikit-learn's constraints see only the container's type; torch would fail on a zero or
-    negative size deep inside a layer, and truncate or refuse a float or a bool.
-    """
-    for size in value:
-        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise InvalidParameterError(
-                f"The {name!r} parameter of {estimator_name} must hold positive ints; got "
-                f"{value!r}, whose element {size!r} is not one."
-            )
-
-
-def _check_no_bools(params, constraints, estimator_name):
-    """Reject a bool given for a number: Python counts it as an int, and 1 or 0 is no intent."""
-    for name, value in params.items():
-        accepts_bool = {"boolean", "verbose"} & {
-            c for c in constraints.get(name, []) if isinstance(c, str)
-        }
-        if isinstance(value, bool) and not accepts_bool:
-            raise InvalidParameterError(
-                f"The {name!r} parameter of {estimator_name} must be a number, not a bool; "
-                f"got {value!r}."
-            )
-
-
-def _first_layer_expects(encoder):
-    """What the first layer of ``encoder`` takes per row, in words, where it says so."""
-    for layer in encoder.modules():
-        if isinstance(getattr(layer, "in_features", None), int):
-            return f"; its first layer, {layer}, expects {layer.in_features} features per row"
-        if isinstance(getattr(layer, "in_channels", None), int):
-            return f"; its first layer, {layer}, expects {layer.in_channels} channels"
-    return ""
-
-
-def _check_custom_encoder(encoder, row, input_shape):
-    """Run a user's ``encoder`` on one scaled row, as training will, and say what is wrong.
-
-    Done once at fit, so that a module built for other inputs fails with the shapes
-    involved, not with torch's error from deep inside the first training step. The module
-    runs in eval mode (a batch norm cannot train on one row) and its mode is restored. The
-    width of its output is checked where every output is (``encode_flat_batch``).
-    """
-    parameter = next(encoder.parameters(), None)
-    batch = torch.as_tensor(row).reshape(1, *input_shape)
-    batch = batch if parameter is None else batch.to(parameter.device)
-    shape = ", ".join(str(size) for size in ("n", *input_shape))
-    was_training = encoder.training
-    try:
-        with torch.no_grad():
-            encoder.eval()(batch)
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        raise ValueError(
-            f"The encoder module cannot take the batches the estimator feeds it, shaped "
-            f"({shape}){_first_layer_expects(encoder)}. torch said: {error}"
-        ) from error
-    finally:
-        encoder.train(was_training)
-
-
-def check_count(value, name, min_val, method="sample"):
-    """Check an int argument of ``method`` (``n_samples``, ``n_steps``); return it as an int.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an int: a bool, 1.5, '3' or None (none is truncated or cast).
-    ValueError
-        If it is below ``min_val``.
-    """
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(
-            f"{method} needs an int {name}; got {value!r} of type {type(value).__name__}."
-        )
-    if value < min_val:
-        raise ValueError(f"{method} needs an integer {name} >= {min_val}; got {value!r}.")
-    return int(value)
-
-
-def _check_finite_outputs(outputs, X_unit):
-    """Raise when the float32 networks overflowed on some rows, instead of returning NaN.
-
-    Inputs far outside the training data's range (X * 1e30) are finite in float32 but
-    overflow in the layers; a NaN score or code would pass silently into an argmax, a
-    threshold or a mean.
-    """
-    bad_rows = np.zeros(len(X_unit), dtype=bool)
-    for output in outputs:
-        bad_rows |= ~torch.isfinite(output).reshape(len(X_unit), -1).all(dim=1).numpy()
-    if np.any(bad_rows):
-        row = int(np.flatnonzero(bad_rows)[0])
-        reach = float(np.abs(X_unit[row]).max())
-        raise ValueError(
-            f"The model's outputs are not finite for {int(bad_rows.sum())} row(s) of X (the "
-            f"first: row {row}): its values lie up to {reach:.3g} half-ranges from the "
-            "training data's centre, so far outside the training data that the networks' "
-            "float32 arithmetic overflows. Such inputs have no meaningful score; drop or "
-            "clip them."
-        )
-
-
-def _same_setting(before, now):
-    """Whether a parameter still has the value the network was built with."""
-    if before is now:
-        return True
-    if isinstance(before, (list, tuple)) and isinstance(now, (list, tuple)):
-        return len(before) == len(now) and all(map(_same_setting, before, now))
-    if isinstance(before, torch.nn.Module) or isinstance(now, torch.nn.Module):
-        return False
-    try:
-        return bool(before == now)
-    except (TypeError, ValueError):
-        return False
+__all__ = ["BaseNeuralEstimator", "copy_sharing_user_callbacks"]
 
 
 def copy_sharing_user_callbacks(obj, estimator):
@@ -268,59 +65,7 @@ def copy_sharing_user_callbacks(obj, estimator):
     return copy.deepcopy(obj, {id(callback): callback for callback in shared})
 
 
-class CodesTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
-    """A transformer whose output has ``n_components`` columns in X's float dtype."""
-
-    @property
-    def _n_features_out(self):
-        # The fitted network's width: set_params may have changed n_components since.
-        return getattr(self, "_params_at_build", {}).get("n_components", self.n_components)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
-    def _like_codes(self, std, X):
-        """``std`` in the container ``set_output`` gives the codes of X.
-
-        scikit-learn's ``set_output`` wraps only the first element of a tuple that
-        ``transform`` returns; the stds, column for column the codes', get the same
-        container, index and column names.
-        """
-        return _wrap_data_with_container("transform", std, X, self)
-
-
-class PosteriorTransformerMixin(CodesTransformerMixin):
-    """A transformer to the mean (and std) of the Gaussian posterior its module computes.
-
-    The module's ``posterior_mean_std(x)`` gives them: the exact conjugate posterior of a
-    CEBM (Eq. 23), or the encoder's ``q(z | x)`` of a VAE.
-    """
-
-    def transform(self, X, return_std=False):
-        """Posterior mean of z for each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
-        return_std : bool, default=False
-            Also return the posterior standard deviations.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, n_components)
-            Posterior means, in X's float dtype.
-        Z_std : ndarray of shape (n_samples, n_components)
-            Posterior stds; only when ``return_std`` is True. Under ``set_output``, in
-            the same container as ``Z``.
-        """
-        mean, std = self._inference(self._module().posterior_mean_std, X)
-        return (mean, self._like_codes(std, X)) if return_std else mean
-
-
-class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
+class BaseNeuralEstimator(InferenceMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of every estimator of this package; not for direct use.
 
     Subclasses supply :meth:`_build_module` (the torch model around the built encoder)
@@ -741,175 +486,6 @@ class BaseNeuralEstimator(BaseEstimator, metaclass=ABCMeta):
             return self._fit(X, reset=first_pass, epochs=1)
         finally:
             self.__dict__.pop("_partial_fit_input_range", None)
-
-    # ----------------------------------------------------------------- inference
-    def _module(self):
-        check_is_fitted(self, "net_")
-        return self.net_.module_
-
-    def _inference(self, function, X):
-        """Validate ``X``, scale it, and map ``function`` over it in batches.
-
-        Returns the output (or tuple of outputs) as numpy arrays in X's float dtype.
-        """
-        X = self._validate_input(X, reset=False)
-        return self._map_scaled(function, X, X.dtype)
-
-    def _inference_in_range(self, function, X):
-        """:meth:`_inference` at the projection of ``X`` onto the training box, and distances.
-
-        Returns ``function``'s output at each row's nearest point of the box the model is
-        defined on (the row itself when inside it) and the row's
-        :func:`~sklearn_cebm._estimators.out_of_range.distance_outside_range`.
-        """
-        X = self._validate_input(X, reset=False)
-        low, high = self._training_range()
-        distance = distance_outside_range(X, low, high, self.input_scale_)
-        output = self._map_scaled(function, project_onto_range(X, low, high), X.dtype)
-        return output, distance
-
-    def _training_range(self):
-        """The box ``[input_min_, input_max_]``; for a model pickled before it was kept,
-        the box ``input_center_ +- input_scale_`` (which misses the constant features)."""
-        if hasattr(self, "input_min_"):
-            return self.input_min_, self.input_max_
-        return self.input_center_ - self.input_scale_, self.input_center_ + self.input_scale_
-
-    def _map_scaled(self, function, X, dtype):
-        """Scale the validated ``X`` into the box and map ``function`` over it in batches."""
-        X_unit = to_unit_range(X, self.input_center_, self.input_scale_)
-        return self._map_unit(function, X_unit, dtype)
-
-    def _map_unit(self, function, X_unit, dtype):
-        """Map ``function`` over rows already in the box, in batches, in eval mode.
-
-        Returns the output (or tuple of outputs) as numpy arrays of ``dtype``.
-        """
-        module = self._module()
-        # In eval mode only for a call that succeeds, so that a rejected one changes nothing.
-        was_training = module.training
-        device = next(module.eval().parameters()).device
-        try:
-            n_rows, n_features = X_unit.shape
-            batch_size = inference_batch_size(function, module, n_features, device, n_rows)
-            outputs = map_batches(function, X_unit, batch_size, device)
-            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-            _check_finite_outputs(outputs, X_unit)
-        except BaseException:
-            module.train(was_training)
-            raise
-        outputs = tuple(output.numpy().astype(dtype) for output in outputs)
-        return outputs if len(outputs) > 1 else outputs[0]
-
-    def _record_training_score_extremes(self, X):
-        """Keep the lowest score and the largest gradient norm of the training ``X``.
-
-        Out-of-range inputs are put beyond them (:meth:`score_samples`,
-        :meth:`score_gradient_norm`). Taken at the projections onto the box, which for a
-        first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
-        first call lowers them instead of escaping them.
-        """
-        energies, _ = self._inference_in_range(self._module(), X)
-        norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
-        self.lowest_training_score_ = float(np.min(-energies))
-        self.highest_training_gradient_norm_ = float(np.max(norms))
-
-    def _sample(self, draw, n_samples, random_state):
-        """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.
-
-        The seed comes from ``random_state``, or the estimator's when it is None. The
-        parameters are validated first: the sampler reads them as they are now, and
-        ``set_params`` checks nothing.
-        """
-        check_is_fitted(self, "net_")
-        self._validate_params()
-        n_samples = check_count(n_samples, "n_samples", min_val=1)
-        seed = int32_seeds(self.random_state if random_state is None else random_state)
-        samples = draw(n_samples, seed)
-        return from_unit_range(samples.numpy(), self.input_center_, self.input_scale_)
-
-    def score_samples(self, X):
-        """Unnormalised log-density ``log p(x) + log Z = -E(x)`` of each sample.
-
-        The negative of the model's energy: higher means more typical of the training data,
-        as for scikit-learn's outlier detectors. The constant ``log Z`` is the same for
-        every ``x``, so scores rank samples but are not normalised log-likelihoods: cheap
-        (one forward pass), and the right score for ranking the samples of one model.
-        To compare models, use ``score``, the mean normalised log-likelihood (for the
-        energy-based models, ``score_samples(X) - log_partition_`` after
-        ``estimate_log_partition``; for the VAEs, the evidence bound in X's units).
-
-        The model is defined on the box ``[input_min_, input_max_]`` the training data
-        span, where its sampler is confined; outside it has no density, and an input
-        there scores ``min(s(pi(x)), lowest_training_score_) - (1 + d(x))``: below every
-        training score, the farther out the lower (see Notes).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to score, in the units of the training data.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            The scores, in X's float dtype; finite.
-
-        Notes
-        -----
-        Outside the box its network only extrapolates, and may score an image of all
-        1000s far above the digits it was trained on. The log-density there is ``-inf``;
-        the score stays finite, so that it can be averaged and ranked, and keeps that
-        order: ``pi(x)`` is the nearest point of the box, ``s(pi(x))`` the model's score
-        there, ``d(x)`` the distance to the box in units of ``input_scale_`` (a feature
-        constant in training has a one-point range: any deviation is out of range). By
-        construction every such score lies at least one below the lowest score of the
-        training data, ``lowest_training_score_``, whatever the network does there.
-        """
-        energies, distance = self._inference_in_range(self._module(), X)
-        return score_outside_range(-energies, distance, self.lowest_training_score_)
-
-    def _gradient_norm_function(self):
-        """The batch function of the input-gradient norms in X's units."""
-        module = self._module()
-        input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
-
-        def gradient_norm(batch):
-            return energy_input_gradient_norm(module, batch, input_scale)
-
-        return gradient_norm
-
-    def score_gradient_norm(self, X):
-        """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.
-
-        The out-of-distribution score of Grathwohl et al. (2019) reported in the paper's
-        Table 1: smaller means more typical. The gradient is in the units of X, not the
-        sampler's box the model works in (the chain rule divides by ``input_scale_``): it is
-        the gradient of the density the estimator defines over X, whose log differs from the
-        model's only by a constant. For images, scaled with one range for all pixels, the two
-        differ by a constant factor and rank samples alike.
-
-        Outside the box ``[input_min_, input_max_]``, where the model has no density, the
-        norm is ``max(g(pi(x)), highest_training_gradient_norm_) + 1 + d(x)``: above every
-        training norm, by the rule of :meth:`score_samples`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples at which to take the gradient.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            Non-negative norms, in X's float dtype; finite.
-        """
-        norms, distance = self._inference_in_range(self._gradient_norm_function(), X)
-        return -score_outside_range(-norms, distance, -self.highest_training_gradient_norm_)
-
-    @property
-    def history_(self):
-        """skorch ``History`` of the training, one entry per epoch."""
-        check_is_fitted(self, "net_")
-        return self.net_.history
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

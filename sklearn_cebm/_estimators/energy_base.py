@@ -20,7 +20,8 @@ from .._core.model import ConjugateEnergyModel
 from .._core.precision import compute_dtype_for
 from .._core.sgld import frozen_parameters
 from .._training.nets import DSMNet, PCDNet
-from .base import BaseNeuralEstimator, check_count
+from .base import BaseNeuralEstimator
+from .checks import check_count
 from .scaling import unit_range_log_volume
 from .seeds import int32_seeds
 

@@ -1,10 +1,10 @@
 """CEBMEncoder: the conjugate EBM with a spherical Gaussian bias as a transformer."""
 
 from .._core.biases import SphericalGaussianBias
-from .._estimators.base import PosteriorTransformerMixin
 from .._estimators.distributed import ACCELERATOR_DOC, DataParallelMixin
 from .._estimators.docstrings import fill_docstring
 from .._estimators.energy_base import BaseCEBM
+from .._estimators.transformers import PosteriorTransformerMixin
 
 __all__ = ["CEBMEncoder"]
 

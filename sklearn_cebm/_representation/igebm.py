@@ -1,10 +1,10 @@
 """IGEBMEncoder: the paper's IGEBM baseline, an EBM with a scalar energy, as a transformer."""
 
 from .._core.igebm import ScalarEnergyModel
-from .._estimators.base import CodesTransformerMixin
 from .._estimators.distributed import ACCELERATOR_DOC, DataParallelMixin
 from .._estimators.docstrings import fill_docstring
 from .._estimators.energy_base import BaseEnergyEstimator
+from .._estimators.transformers import CodesTransformerMixin
 
 __all__ = ["IGEBMEncoder"]
 

@@ -13,9 +13,11 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
-from .._estimators.base import BaseNeuralEstimator, PosteriorTransformerMixin, uses_conv_net
+from .._estimators.base import BaseNeuralEstimator
 from .._estimators.docstrings import fill_docstring
+from .._estimators.network import uses_conv_net
 from .._estimators.scaling import unit_range_log_volume
+from .._estimators.transformers import PosteriorTransformerMixin
 from .._training.vae_nets import ELBONet
 
 __all__ = ["BaseVAE", "VAEEncoder"]

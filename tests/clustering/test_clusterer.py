@@ -21,8 +21,8 @@ from sklearn.utils import estimator_checks
 from skorch.callbacks import Callback
 
 from sklearn_cebm import GMMCEBMClusterer, SamplerWarning, TrainingDivergedError
-from sklearn_cebm._clustering.clusterer import nearest_neighbour_rows
 from sklearn_cebm._clustering.neighbour_graph import (
+    nearest_neighbour_rows,
     neighbour_affinity,
     shared_neighbour_affinity,
     spectral_partition,
@@ -398,16 +398,16 @@ def test_gmmcebmclusterer_runs_share_the_callbacks_given(X):
 
 
 def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
-    import sklearn_cebm._clustering.clusterer as clusterer_module
+    import sklearn_cebm._clustering.clustering_stage as stage_module
 
     calls = []
-    find = clusterer_module.nearest_neighbour_rows
+    find = stage_module.nearest_neighbour_rows
 
     def counting(X_unit, n_neighbors):
         calls.append(len(X_unit))
         return find(X_unit, n_neighbors)
 
-    monkeypatch.setattr(clusterer_module, "nearest_neighbour_rows", counting)
+    monkeypatch.setattr(stage_module, "nearest_neighbour_rows", counting)
     settings = {**SETTINGS, "max_iter": 1, "clustering_updates": 5, "n_init": 3}
     clusterer = GMMCEBMClusterer(**settings, random_state=2).fit(X)
     assert calls == [len(X)]
@@ -573,7 +573,7 @@ def test_gmmcebmclusterer_continued_training_names_the_parts_after_its_clusters(
 
 
 def test_matched_labels_renames_to_the_reference_and_keeps_extra_parts_apart():
-    from sklearn_cebm._clustering.clusterer import _matched_labels
+    from sklearn_cebm._clustering.clustering_stage import _matched_labels
 
     renamed = _matched_labels(np.array([2, 2, 0, 0]), np.array([1, 1, 0, 0]), 3)
     np.testing.assert_array_equal(renamed, [1, 1, 0, 0])

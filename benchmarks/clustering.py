@@ -11,20 +11,19 @@ five classes of tops, shifted and contrast-changed variants, the digits 0-4, and
 
     python benchmarks/clustering.py --data digits digits-0-4 fashion-mnist-5k \
         --methods GMMCEBMClusterer "SpectralClustering (same graph) + 10-NN" \
-        "KMeans (pixels)" --seeds 0 1 2 3 4 --output benchmarks/results/clustering.md
+        "KMeans (pixels)" --seeds 0 1 2 3 4
 
-Run from the repository root. scikit-learn's digits (1,797 x 64, pixels 0-16), fitted and
-scored on all of it, as is usual for digits clustering::
+Run from the repository root. Each run adds its per-seed rows, with its command, date and
+machine, to ``--results`` (default ``benchmarks/results/clustering.json``), replacing the
+rows it measures again (same data set, method, seed, sizes and settings);
+``benchmarks/clustering_summary.py`` renders ``benchmarks/results/clustering.md`` from
+that file. ``--output`` writes this run's own markdown report as well. scikit-learn's
+digits (1,797 x 64, pixels 0-16) are fitted and scored on all of it, as is usual for
+digits clustering; Fashion-MNIST is fitted on the 60,000 training images and scored on
+the 10,000 test images through ``predict``, and on the training images through
+``fit_predict``::
 
-    python benchmarks/clustering.py --data digits --seeds 0 1 2 \
-        --output benchmarks/results/clustering.md --json benchmarks/results/clustering.json
-
-Fashion-MNIST (fitted on the 60,000 training images; scored on the 10,000 test images
-through ``predict``, and on the training images through ``fit_predict``)::
-
-    python benchmarks/clustering.py --data fashion-mnist --seeds 0 1 2 \
-        --output benchmarks/results/clustering_fashion_mnist.md \
-        --json benchmarks/results/clustering_fashion_mnist.json
+    python benchmarks/clustering.py --data fashion-mnist --seeds 0 1 2
 
 ``--quick`` takes 5,000 training and 2,000 test images and seed 0 unless told otherwise;
 ``--data synthetic`` stands in for Fashion-MNIST on machines without it. The neural
@@ -328,16 +327,40 @@ def unscored_on_test(rows, name):
     )
 
 
-def write_json(path, rows, command, settings, encoder_kwargs):
-    """Every per-seed row, with the command and the machine, as JSON at ``path``."""
-    document = {
+def run_key(row, run):
+    """What a row measures: data set, method, seed, sizes and the method's settings. A
+    new run's row replaces a stored row with the same key."""
+    settings = json.dumps(run["settings"].get(row["method"], {}), sort_keys=True, default=str)
+    encoder_kwargs = json.dumps(run["encoder_kwargs"], sort_keys=True, default=str)
+    sizes = (row["n_train"], row["n_test"])
+    return (row["data"], row["method"], row["seed"], *sizes, settings, encoder_kwargs)
+
+
+def add_run(path, rows, command, settings, encoder_kwargs):
+    """Add this run (its per-seed rows, command, date and machine) to the results JSON at
+    ``path``, dropping the stored rows it measures again and the runs left empty."""
+    path = Path(path)
+    document = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    run = {
         "command": command,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": machine_info(),
         "encoder_kwargs": encoder_kwargs,
         "settings": settings,
         "rows": rows,
     }
-    Path(path).write_text(json.dumps(document, indent=1, default=str) + "\n")
+    # Round-trip the new run so that its keys compare equal to the stored ones (tuples
+    # become lists).
+    run = json.loads(json.dumps(run, default=str))
+    measured = {run_key(row, run) for row in run["rows"]}
+    kept = []
+    for old in document["runs"]:
+        old["rows"] = [row for row in old["rows"] if run_key(row, old) not in measured]
+        if old["rows"]:
+            kept.append(old)
+    document["runs"] = [*kept, run]
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return document
 
 
 # ----------------------------------------------------------------- the command line
@@ -381,8 +404,13 @@ def parse_args(argv):
         metavar="NAME=VALUE",
         help="a parameter of GMMCEBMClusterer (repeatable)",
     )
-    parser.add_argument("--output", type=Path, default=None, help="markdown report")
-    parser.add_argument("--json", type=Path, default=None, help="every per-seed row")
+    parser.add_argument("--output", type=Path, default=None, help="this run's markdown report")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("benchmarks/results/clustering.json"),
+        help="the results JSON this run's rows are added to",
+    )
     args = parser.parse_args(argv)
     args.data = list(dict.fromkeys(args.data or ["digits"]))
     if args.image_shape is not None:
@@ -424,8 +452,7 @@ def main(argv=None, settings=None):
     lines = report(rows, command, settings, encoder_kwargs, args.seeds)
     print("\n".join(lines))
     write_lines(lines, args.output)
-    if args.json is not None:
-        write_json(args.json, rows, command, settings, encoder_kwargs)
+    add_run(args.results, rows, command, settings, encoder_kwargs)
     return rows
 
 

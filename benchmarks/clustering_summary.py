@@ -3,27 +3,40 @@ training NMI where a set is fitted and scored whole) of GMMCEBMClusterer beside
 scikit-learn's spectral clustering of the same graph, k-means on the pixels and
 GMMVAEClusterer, with the spread over seeds and the worst seed, and the issue-37 goals
 checked: never below the spectral baseline, at least k-means + 0.15, a spread of at most
-0.03. Each run's own report (``benchmarks/clustering.py --output``) follows.
+0.03. The runs with settings beyond the defaults follow in tables of their own, then
+every run's command, machine and per-seed scores.
 
-Run from the repository root, over the JSON files of ``clustering.py --json``::
+Run from the repository root, over the results JSON that ``benchmarks/clustering.py``
+adds its runs to::
 
-    python benchmarks/clustering_summary.py RUN.json [RUN.json ...] \
-        --output benchmarks/results/clustering.md --json benchmarks/results/clustering.json
+    python benchmarks/clustering_summary.py
+
+``--note`` stores a note (when, at which code, on what machine) in the JSON, printed
+above the tables.
 """
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 from _common import write_lines
+from clustering import SCORED_ON, table
 
 CEBM = "GMMCEBMClusterer"
 SPECTRAL = "SpectralClustering (same graph) + 10-NN"
 KMEANS = "KMeans (pixels)"
 GMMVAE = "GMMVAEClusterer"
+
+
+def at_defaults(run, method):
+    """Whether ``run`` measured ``method`` with its defaults."""
+    return not run["encoder_kwargs"] and not run["settings"].get(method)
+
+
+def default_rows(runs):
+    """The rows of every method measured with its defaults, over all runs."""
+    return [row for run in runs for row in run["rows"] if at_defaults(run, row["method"])]
 
 
 def scored_rows(rows):
@@ -84,50 +97,90 @@ def summary(rows):
     return lines
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="clustering.py --json files")
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None, help="every run's rows, merged")
-    parser.add_argument("--note", default="", help="when, at which code, on what machine")
-    args = parser.parse_args(argv)
-    documents = [json.loads(path.read_text()) for path in args.runs]
-    rows = [row for document in documents for row in document["rows"]]
+def settings_of(run):
+    """What a run changed from the defaults, as text."""
+    changed = [f"encoder_kwargs {run['encoder_kwargs']}"] if run["encoder_kwargs"] else []
+    changed += [f"{method}: {values}" for method, values in run["settings"].items() if values]
+    return "; ".join(changed) or "the defaults"
+
+
+def run_tables(run):
+    """A run's tables: a table per data set and per set of rows scored."""
+    lines = []
+    for name in dict.fromkeys(row["data"] for row in run["rows"]):
+        for split, heading in SCORED_ON.items():
+            mine = [row for row in run["rows"] if row["data"] == name and row["scored_on"] == split]
+            if mine:
+                size = mine[0]["n_test" if split == "test" else "n_train"]
+                lines += ["", f"{name}, {size} rows, {heading}:", "", *table(mine)]
+    return lines
+
+
+def run_lines(number, run):
+    machine = run["machine"]
+    return [
+        "",
+        f"### Run {number}: {settings_of(run)}",
+        "",
+        f"`{run['command']}`; {run.get('date', 'date not recorded')}; {machine['cpu']} "
+        f"({', '.join(machine['cpu_flags'])}), {machine['torch_threads']} torch thread(s), "
+        f"torch {machine['torch']}",
+        *run_tables(run),
+    ]
+
+
+def render(document):
+    """The markdown report of the results JSON ``document``."""
+    runs = document["runs"]
     lines = [
         "# Clustering: the CEBM clusterer beside the baselines, over data sets and seeds",
         "",
-        f"Command: `python benchmarks/clustering_summary.py {shlex.join(sys.argv[1:])}`"
-        if argv is None
-        else "",
+        "Rendered by `python benchmarks/clustering_summary.py` from `clustering.json`, to",
+        "which each `python benchmarks/clustering.py` run adds its rows (the runs' commands",
+        "are below).",
         "",
-        *([args.note, ""] if args.note else []),
+        *([document["note"], ""] if document.get("note") else []),
         "NMI on the test rows (a set with no test rows: on all of them, fitted whole);",
         "mean over the seeds, the spread (largest - smallest) and the worst seed. 'goals':",
         "the worst seed's NMI less the spectral baseline's, the mean less k-means', and",
-        "whether the spread is within 0.03 (issue 37's goals 1 and 3). Each run's report,",
-        "with its command, machine and every seed's NMI, ARI and accuracy, is beside its",
-        "JSON file.",
+        "whether the spread is within 0.03 (issue 37's goals 1 and 3). Every method at its",
+        "defaults; each run's command, machine and every seed's NMI, ARI and accuracy",
+        "follow under 'The runs'.",
         "",
-        *summary(rows),
+        *summary(default_rows(runs)),
     ]
-    lines += ["", "## The runs", ""]
-    for path, document in zip(args.runs, documents, strict=True):
-        machine = document["machine"]
-        lines.append(
-            f"- `{path.name}` (its table in `{path.with_suffix('.md').name}`): "
-            f"`{document['command']}`; {machine['cpu']} ({', '.join(machine['cpu_flags'])}), "
-            f"{machine['torch_threads']} torch thread(s), torch {machine['torch']}"
-        )
+    others = [
+        (number, run) for number, run in enumerate(runs, 1) if settings_of(run) != "the defaults"
+    ]
+    if others:
+        lines += ["", "## Runs with settings beyond the defaults"]
+        for number, run in others:
+            lines += ["", f"Run {number} ({settings_of(run)}):", "", *summary(run["rows"])]
+    lines += ["", "## The runs"]
+    for number, run in enumerate(runs, 1):
+        lines += run_lines(number, run)
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("benchmarks/results/clustering.json"),
+        help="the JSON benchmarks/clustering.py adds its runs to",
+    )
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/clustering.md"))
+    parser.add_argument("--note", default=None, help="stored in the JSON; '' removes it")
+    args = parser.parse_args(argv)
+    document = json.loads(args.results.read_text())
+    if args.note is not None:
+        document["note"] = args.note
+        args.results.write_text(json.dumps(document, indent=1) + "\n")
+    lines = render(document)
     write_lines(lines, args.output)
     print("\n".join(lines))
-    if args.json is not None:
-        merged = {
-            "runs": [
-                {"file": path.name, **doc} for path, doc in zip(args.runs, documents, strict=True)
-            ]
-        }
-        args.json.write_text(json.dumps(merged, indent=1) + "\n")
-    return rows
+    return document
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ Three parts (issue 18):
 Usage: ``python benchmarks/model_selection.py --output benchmarks/results/model_selection.md``;
 ``--quick`` runs a tiny version in a minute. Part 5 (each result file names its command):
 ``python benchmarks/model_selection.py --clusterer --criteria --data digits --seeds 0 1
---n-clusters 4 5 6 7 8 9 10 11 12 13 14 15 16 --n-init 1
---output benchmarks/results/model_selection_n_clusters.md``, and ``--data digits0-4``
-(2 to 10 clusters) and ``--data fashion-mnist-2000`` (6 to 14, ``--no-score``).
+--n-clusters 4 5 6 7 8 9 10 11 12 13 14 15 16 --n-init 1 --output n_clusters.md``, and
+``--data digits0-4`` (2 to 10 clusters) and ``--data fashion-mnist-2000`` (6 to 14,
+``--no-score``): their reports are sections of ``benchmarks/results/model_selection.md``.
 """
 
 import argparse

@@ -22,9 +22,11 @@ two threads, batch 128):
 the same updates, the same global batch. Each is timed around ``fit`` in the main
 process, after all processes have started, and judged as ``stream``'s are.
 
-Usage: ``python benchmarks/scaling.py search --output benchmarks/results/scaling_search.md``
-and ``python benchmarks/scaling.py stream --output benchmarks/results/scaling_stream.md``
-and ``python benchmarks/scaling.py processes --output benchmarks/results/scaling_processes.md``
+Usage: ``python benchmarks/scaling.py search --output search.md``
+and ``python benchmarks/scaling.py stream --output stream.md``
+and ``python benchmarks/scaling.py processes --output processes.md``; the current results are
+the sections of ``benchmarks/results/scaling.md``, one per such report, and their JSON files
+under the section's name in ``benchmarks/results/scaling.json``
 (a .json beside each). ``search``, the dask row of ``stream`` and ``processes`` need the
 ``scaling`` extra.
 """

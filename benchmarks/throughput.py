@@ -9,7 +9,7 @@ iteration would take if all of it ran at the rate of a large square matrix produ
 limit the measured time is compared with. Run::
 
     python benchmarks/throughput.py --iterations 10 --precision float32 bfloat16 \
-        --output benchmarks/results/throughput_cpu.json
+        --output benchmarks/results/throughput.json
 """
 
 import argparse

@@ -27,7 +27,7 @@ five classes that the search never sees.
 # Two folds, each fit on half the images and scored on the other half. To keep the
 # example short it takes five of the ten digits and fits shorter than the defaults (10
 # epochs of likelihood, 500 clustering updates, one run);
-# ``benchmarks/results/model_selection_n_clusters.md`` and ``..._digits0-4.md`` run the
+# ``benchmarks/results/model_selection.md`` (its sections on ``n_clusters``) runs the
 # defaults over more values and two seeds. The labels go to a second scorer, which only
 # judges the fits: the modularity never sees them.
 import time

@@ -120,10 +120,11 @@ fig.tight_layout()
 # graph, its edges weighted by the neighbours their ends share, to NMI 0.897 and ARI
 # 0.808, with all ten clusters used and 97.8% of the neighbour pairs in one cluster, in
 # 28 s; 0.897, 0.896 and 0.896 (ARI 0.808) for seeds 0, 1 and 2 in the benchmark
-# (``benchmarks/results/clustering_digits_all_methods.md``), as the partition depends on
-# the data only.
+# (``git show 1ec5862:benchmarks/results/clustering_digits_all_methods.md``), as the
+# partition depends on the data only.
 # One run of the previous default gave NMI 0.866 and ARI 0.846 in 31 s here, but its
-# runs vary with the seed (0.83-0.88 in ``benchmarks/results/clustering_screening.md``,
+# runs vary with the seed (0.83-0.88 in
+# ``git show 1ec5862:benchmarks/results/clustering_screening.md``,
 # and a run can collapse), which is why it ran three and kept one. The partition's ARI
 # is the lower one: it merges two digits into one part of 375 and keeps 27 outlying
 # digits in a part of their own (``benchmarks/results/spectral_partition.md``).

@@ -251,7 +251,7 @@ def test_clustering_scores_every_method_on_training_and_test_rows(tmp_path):
     }
     output, rows_path = tmp_path / "clustering.md", tmp_path / "clustering.json"
     argv = "--data synthetic --n-train 120 --n-test 60 --seeds 0 --set max_iter=2".split()
-    argv += ["--output", str(output), "--json", str(rows_path)]
+    argv += ["--output", str(output), "--results", str(rows_path)]
     with warnings.catch_warnings():  # plumbing only, as above
         warnings.simplefilter("ignore", SamplerWarning)
         rows = module.main(argv, settings=settings)
@@ -264,8 +264,8 @@ def test_clustering_scores_every_method_on_training_and_test_rows(tmp_path):
         line for line in markdown.splitlines() if "- GMMCEBMClusterer: " in line
     )
     assert "max_iter=2" in gmm_cebm_settings  # --set wins over the settings passed to main
-    document = json.loads(rows_path.read_text())
-    assert document["rows"] == rows and len(rows) == 2 * len(module.METHOD_NAMES)
+    (run,) = json.loads(rows_path.read_text())["runs"]
+    assert run["rows"] == rows and len(rows) == 2 * len(module.METHOD_NAMES)
     assert {(row["method"], row["scored_on"]) for row in rows} == {
         (method, split) for method in module.METHOD_NAMES for split in ("train", "test")
     }
@@ -274,6 +274,63 @@ def test_clustering_scores_every_method_on_training_and_test_rows(tmp_path):
         assert 0 <= row["accuracy"] <= 1 and 1 <= row["clusters_used"] <= 10, row
     agreement = {row["method"]: row["neighbour_agreement"] for row in rows}
     assert agreement["GMMCEBMClusterer"] is not None and agreement["KMeans (pixels)"] is None
+
+
+def _clustering_row(data, method, seed, nmi):
+    return dict(
+        data=data,
+        method=method,
+        seed=seed,
+        nmi=nmi,
+        scored_on="all",
+        n_train=9,
+        n_test=0,
+        fit_seconds=1.0,
+        neighbour_agreement=None,
+        ari=0.0,
+        accuracy=0.5,
+        clusters_used=3,
+    )
+
+
+def test_clustering_results_replace_the_rows_a_run_measures_again(tmp_path):
+    module = _load_script("clustering")
+    results = tmp_path / "clustering.json"
+    first = [_clustering_row("digits", "KMeans (pixels)", seed, 0.5) for seed in (0, 1)]
+    module.add_run(results, first, "first", {}, {})
+    again = [_clustering_row("digits", "KMeans (pixels)", 1, 0.7)]
+    module.add_run(results, again, "second", {}, {})
+    # The same seed with other settings is another measurement: kept beside.
+    module.add_run(results, again, "third", {"KMeans (pixels)": {"n_init": 1}}, {})
+    runs = json.loads(results.read_text())["runs"]
+    assert [run["command"] for run in runs] == ["first", "second", "third"]
+    assert [row["seed"] for row in runs[0]["rows"]] == [0]
+    assert runs[1]["rows"] == again and "date" in runs[1] and "cpu" in runs[1]["machine"]
+    module.add_run(results, first[:1], "fourth", {}, {})
+    assert [run["command"] for run in json.loads(results.read_text())["runs"]] == [
+        "second",
+        "third",
+        "fourth",
+    ]
+
+
+def test_clustering_summary_renders_the_results_json(tmp_path):
+    module = _load_script("clustering")
+    summary = _load_script("clustering_summary")
+    results, output = tmp_path / "clustering.json", tmp_path / "clustering.md"
+    rows = [
+        _clustering_row("digits", method, seed, nmi)
+        for method, nmi in [("GMMCEBMClusterer", 0.9), ("KMeans (pixels)", 0.7)]
+        for seed in (0, 1)
+    ]
+    module.add_run(results, rows, "defaults", {}, {})
+    module.add_run(results, rows[:1], "changed", {"GMMCEBMClusterer": {"n_init": 1}}, {})
+    summary.main(["--results", str(results), "--output", str(output), "--note", "a note"])
+    markdown = output.read_text()
+    assert "a note" in markdown and json.loads(results.read_text())["note"] == "a note"
+    assert "| digits | 9 / 9 | 0.900 (spread 0.000, worst 0.900), 2 seeds | - | " in markdown
+    assert "Run 2 (GMMCEBMClusterer: {'n_init': 1}):" in markdown
+    assert markdown.count("### Run ") == 2 and "`changed`" in markdown
 
 
 def test_clustering_matched_accuracy_matches_clusters_to_classes_one_to_one():

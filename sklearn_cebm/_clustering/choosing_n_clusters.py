@@ -118,7 +118,7 @@ def clustering_stability(
     :class:`~sklearn_cebm.GMMCEBMClusterer` (one run per fit, two splits) it chose 11
     and 10 clusters on the ten digits but 2 and 2 on the digits 0 to 4, where
     :func:`neighbour_modularity` chose 5 and 5, and 6 and 10 on 2,000 Fashion-MNIST
-    images, as modularity did (``benchmarks/results/model_selection_n_clusters*.md``).
+    images, as modularity did (``benchmarks/results/model_selection.md``).
 
     References
     ----------
@@ -199,7 +199,7 @@ def neighbour_modularity(X, labels, *, n_neighbors=20, scale=True):
     halves) it chose 11 and 10 clusters on the ten digits, 5 and 5 on the digits 0 to
     4, where the held-out log-likelihood chose 15, 7, 7 and 9, and 6 and 10 on 2,000
     Fashion-MNIST images (ten classes)
-    (``benchmarks/results/model_selection_n_clusters*.md``). Its values move with the
+    (``benchmarks/results/model_selection.md``). Its values move with the
     fit by a few hundredths: more folds steady the choice.
 
     Parameters

@@ -35,11 +35,12 @@ __all__ = ["GMMCEBMClusterer"]
         neighbour graph the clustering stage starts from (see Notes). 10, as
         :class:`~sklearn.cluster.SpectralClustering` has it: the graph's spectral
         partition reached NMI 0.896 on the digits and 0.675-0.676 on Fashion-MNIST's
-        training images with 10 (``benchmarks/results/spectral_partition_ncut.md``);
+        training images with 10 (``benchmarks/results/spectral_partition.md``);
         from 5 to 20 neighbours 0.852-0.896 and 0.618-0.673 with the k-means rounding of
         least inertia that preceded (``benchmarks/results/spectral_partition.md``).
         With ``init_params`` other than 'spectral', the neighbours each sample is pulled
-        towards; 20 did better there (``benchmarks/results/clustering_n_neighbors.md``).
+        towards; 20 did better there
+        (``git show 1ec5862:benchmarks/results/clustering_n_neighbors.md``).
     cluster_balance : float
         With ``init_params`` other than 'spectral': the weight ``beta`` of the balance
         term of the clustering stage, ``beta * KL(mean over the batch of p(y | x) || pi)``:
@@ -54,13 +55,13 @@ __all__ = ["GMMCEBMClusterer"]
         spectral partition needs fewer: with hard labels, on the plain graph that preceded
         the shared-neighbour weights, on the digits ``labels_`` reached NMI 0.884 after 20
         epochs and 0.899 after 40, on Fashion-MNIST's test images 0.621 after 2 and 0.625
-        after 10 (``benchmarks/results/clustering_spectral_start.md``). The
+        after 10 (``git show 1ec5862:benchmarks/results/clustering_spectral_start.md``). The
         neighbour stage of the other ``init_params`` needs more: on large data 'auto'
         pairs each sample, in expectation, once with each of its neighbours (each update
         draws one per sample), and on Fashion-MNIST's 60,000 images four runs from one
         likelihood stage reached a mean test NMI of 0.581 with 2,000 updates (4.3
         epochs), 0.586 with 10 epochs, 0.596 with 6,000 updates and 0.596 with 20 epochs
-        (``benchmarks/results/clustering_start_certainty.md``).
+        (``git show 1ec5862:benchmarks/results/clustering_start_certainty.md``).
     clustering_learning_rate : float
         Adam's step size in the clustering stage.
     clustering_likelihood : bool
@@ -90,7 +91,7 @@ __all__ = ["GMMCEBMClusterer"]
         The likelihood undivided
         outweighed the cross-entropy: on the digits' conv net it flattened ``p(y | x)``
         until 4 of 10 clusters were used
-        (``benchmarks/results/clustering_few_label_conv_10k.md``). Without a partition
+        (``benchmarks/results/clustering_few_label.md``). Without a partition
         (``init_params`` other than 'spectral') it is added to the neighbour terms.
     init_params : {'spectral', 'k-means++', 'k-means', 'random'}
         How the clustering stage starts at the end of the likelihood stage (see Notes).
@@ -110,7 +111,7 @@ __all__ = ["GMMCEBMClusterer"]
         0.771-0.810), with 100 all five found the least cut (0.764-0.765) at NMI
         0.632-0.633; of 60,000, 10 runs missed it for three seeds of five (NMI 0.717 for
         one), 100 found it for all (0.739), at 6-9 s rather than 1-2 s
-        (``benchmarks/results/spectral_partition_solver.md``). Otherwise, runs of the
+        (``benchmarks/results/spectral_partition.md``). Otherwise, runs of the
         placement and the clustering stage, each from its own seed, after one shared
         likelihood stage; each trains half the stage, and the one whose clusters agree most
         with the neighbours then trains the rest (see :meth:`fit`). The runs share the
@@ -121,10 +122,10 @@ __all__ = ["GMMCEBMClusterer"]
         or without: the clustering stage learns a partition of the neighbour graph of
         the inputs, which the MLP learns in a fraction of the conv net's time: on all
         60,000 Fashion-MNIST images a fit with the conv net took 4,478 s on one thread
-        of a shared machine (``benchmarks/results/clustering_few_label_conv.md``); with
+        of a shared machine (``benchmarks/results/clustering_few_label.md``); with
         ``image_shape=(1, 28, 28)`` and 'auto', thus the MLP, 361 s on two idle threads
         for a test NMI of 0.672
-        (``benchmarks/results/clustering_runs/fashion_mnist_60k_image_shape.md``). The
+        (``benchmarks/results/clustering.md``). The
         conv net's codes are the better features for a classifier with
         ``clustering_likelihood=True`` (the guide's clustering page), so ``'cnn'`` stays
         available by name.
@@ -199,7 +200,7 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, ClusteringStageMixin
     **Why two stages.** Under the paper's pure likelihood one component takes every
     sample: on the digits, persistent contrastive divergence moves all codes along one
     common direction faster than the component means follow, and all 1797 digits ended in
-    one cluster for 3 of 3 seeds (``benchmarks/results/clustering_digits.md``, the
+    one cluster for 3 of 3 seeds (``git show 1ec5862:benchmarks/results/clustering_digits.md``, the
     previous version). A balance term alone kept 10 clusters but reached NMI 0.50,
     below k-means on the pixels (0.74). The likelihood does learn good statistics
     (:class:`CEBMEncoder`), but k-means on the digits' codes gives NMI 0.57-0.60: the codes
@@ -235,7 +236,8 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, ClusteringStageMixin
     still rose after 134 epochs) and into local optima the neighbours cannot undo (in
     one fit the ones and the eights shared two clusters), and reached NMI 0.826, 0.878
     and 0.832 for seeds 0-2 in 44 s per fit, against 0.896-0.897 in about 24 s from
-    the spectral start (``benchmarks/results/clustering_digits_all_methods.md``). Started from the
+    the spectral start
+    (``git show 1ec5862:benchmarks/results/clustering_digits_all_methods.md``). Started from the
     learned partition, the neighbour-consistency stage lowered both its own agreement
     with the neighbours and the NMI (on the digits from 0.84 to 0.82-0.87; on
     Fashion-MNIST's test images from 0.62 to 0.57), so it is not run after it.

@@ -38,7 +38,7 @@ _AUTO_SPECTRAL_N_INIT, _AUTO_RUNS = 100, 3
 # after half the stage, the runs chosen on the digits ended within 0.003 NMI of those
 # ranked at the end (mean of six seeds), and on Fashion-MNIST were the same runs; after a
 # quarter, one Fashion-MNIST seed's choice ended at 0.611 instead of 0.650
-# (benchmarks/results/clustering_screening.md).
+# (git show 1ec5862:benchmarks/results/clustering_screening.md).
 _SCREENED_SHARE = 2
 
 

@@ -30,7 +30,7 @@ __all__ = [
 # shared-neighbour partition's NMI rose from 0.638 to 0.661 (the plain graph's fell from
 # 0.629 to 0.605; benchmarks/results/spectral_partition.md). 50 is the smallest number on
 # the plateau of both data sets: 75 and 100 components gave the same partitions within
-# 0.002, 10 to 40 worse or unstable ones (spectral_partition_components.md).
+# 0.002, 10 to 40 worse or unstable ones (benchmarks/results/spectral_partition.md).
 NEIGHBOUR_SEARCH_COMPONENTS = 50
 
 # Graphs of at most this many rows are solved densely (LAPACK), where Lanczos gains
@@ -186,7 +186,7 @@ def _spectral_embedding(affinity, n_dimensions, seed):
     MNIST-like digits its eigenvectors depended on the start, and their partition's NMI
     with the labels ranged from 0.718 to 0.740 over five starts, against 0.738-0.739 from
     these, found in about a second rather than 25 s
-    (``benchmarks/results/spectral_partition_solver.md``).
+    (``benchmarks/results/spectral_partition.md``).
     """
     degrees = np.asarray(affinity.sum(axis=1)).ravel()
     # A sample with no edge (none here: each has its neighbours) would divide by zero.
@@ -220,7 +220,7 @@ def spectral_partition(affinity, n_clusters, n_init, random_state):
     :func:`sklearn.cluster.spectral_clustering` keeps. The two agreed on the digits
     (NMI 0.896); on Fashion-MNIST's 60,000 training images the least inertia kept a
     partition of NMI 0.661 from two of three eigensolver starts, the least cut one of
-    0.675-0.676 from all three (``benchmarks/results/spectral_partition_ncut.md``).
+    0.675-0.676 from all three (``benchmarks/results/spectral_partition.md``).
 
     Parameters
     ----------

@@ -32,7 +32,7 @@ __all__ = ["BaseCEBM", "BaseEnergyEstimator"]
 # (for independent coordinates, in proportion), so 'auto' takes temperatures in proportion
 # to the features: on a 64-D Gaussian marginal 500 temperatures erred by 7.6 nats (9
 # standard errors), 2,048 by 1.3 (2.6) and a long run by 0.1 (0.5)
-# (benchmarks/results/model_selection.md and model_selection_500_temperatures.md).
+# (benchmarks/results/model_selection.md, with its section at 500 temperatures).
 AIS_CHAINS = 100
 AIS_TEMPERATURES_PER_FEATURE = 32
 AIS_MIN_TEMPERATURES = 500

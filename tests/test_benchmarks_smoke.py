@@ -382,6 +382,18 @@ def test_spectral_partition_reports_every_setting_and_seed(tmp_path):
     assert saved == results
 
 
+def test_neighbour_purity_scores_the_neighbours_and_their_partition(blobs):
+    # Three separated blobs: every neighbour shares its row's blob, and the graph's
+    # spectral clustering finds them; shuffled labels share a neighbour's by chance.
+    script = _load_script("neighbour_purity")
+    X, y = blobs
+    purity, nmi = script._purity_and_partition(X, y, 3, seed=0)
+    assert purity == 1.0 and nmi > 0.99
+    shuffled = np.random.default_rng(0).permutation(y)
+    purity, nmi = script._purity_and_partition(X, shuffled, 3, seed=0)
+    assert purity < 0.5 and nmi < 0.05
+
+
 @pytest.mark.slow
 def test_scaling_stream_trains_three_ways_from_the_file(tmp_path):
     pytest.importorskip("dask.array")

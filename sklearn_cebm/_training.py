@@ -21,6 +21,7 @@ from skorch.dataset import unpack_data
 
 from ._callbacks import EpochTable, RunProgressBar, SamplerMonitor, SamplerRollback
 from ._core.chain_init import UniformChainInit, fit_chain_init
+from ._core.cuda_graphs import CapturedStep, side_stream
 from ._core.losses import (
     ContrastiveDivergenceLoss,
     DenoisingScoreMatchingLoss,
@@ -148,6 +149,11 @@ def _batch_mean(batches, key):
         return None
     sizes = [batch["train_batch_size"] for batch in done]
     return float(np.average([batch[key] for batch in done], weights=sizes))
+
+
+def _tensor_attributes(start):
+    """The tensors a chain start holds (a Gaussian's mean and scale; none for uniform)."""
+    return [value for value in vars(start).values() if isinstance(value, torch.Tensor)]
 
 
 class SeededNet(NeuralNet):
@@ -481,6 +487,12 @@ class PCDNet(EnergyNet):
         data, kept as ``chain_init_``.
     data_noise : float
         Std of the Gaussian noise added to every data batch.
+    cuda_graphs : bool, default=False
+        On a CUDA device, replay each update's SGLD run, energies, loss and backward pass
+        as one CUDA graph (:class:`~sklearn_cebm._core.cuda_graphs.CapturedStep`), after
+        ``cuda_graph_warmup`` eager updates; the optimiser steps eagerly. Ignored on other
+        devices. The update makes no host sync either way; its diagnostics are read once
+        per batch, after it.
     **kwargs
         Passed to :class:`EnergyNet` (``sgld_step_size``, ``sgld_noise``, ``seed``) and
         :class:`skorch.NeuralNet`.
@@ -496,6 +508,7 @@ class PCDNet(EnergyNet):
         buffer_reinit_fraction,
         data_noise,
         chain_init="uniform",
+        cuda_graphs=False,
         **kwargs,
     ):
         super().__init__(module, criterion, *args, **kwargs)
@@ -504,6 +517,7 @@ class PCDNet(EnergyNet):
         self.buffer_reinit_fraction = buffer_reinit_fraction
         self.chain_init = chain_init
         self.data_noise = data_noise
+        self.cuda_graphs = cuda_graphs
 
     recorded = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
     shown = "energy_gap"
@@ -573,12 +587,18 @@ class PCDNet(EnergyNet):
         return chains.samples
 
     def contrastive_divergence_step(self, x_data):
-        """The update's loss and gradients, with no host sync.
+        """The update's loss and gradients, with no host sync: replayed as a CUDA graph
+        where ``cuda_graphs`` asks for it and the device is CUDA, else run eagerly.
 
         Returns
         -------
         ContrastiveDivergenceStep
         """
+        if getattr(self, "cuda_graphs", False) and x_data.device.type == "cuda":
+            return self._graphed_step(x_data)
+        return self._eager_step(x_data)
+
+    def _eager_step(self, x_data):
         return contrastive_divergence_step(
             self.module_,
             x_data,
@@ -589,6 +609,36 @@ class PCDNet(EnergyNet):
             data_noise=self.data_noise,
             generator=self.device_generator(),
         )
+
+    # Eager updates, on a side stream, before the first capture of a CUDA graph.
+    cuda_graph_warmup = 3
+
+    def _graphed_step(self, x_data):
+        """:meth:`contrastive_divergence_step` replayed from a CUDA graph, captured anew
+        when what it reads has moved (a rollback's new chains, new weights) and skipped
+        for a batch of another size (an epoch's last)."""
+        warmups = self.__dict__.get("_graph_warmups", 0)
+        if self.replay_buffer_ is None or warmups < self.cuda_graph_warmup:
+            self._graph_warmups = warmups + 1
+            with side_stream(x_data.device):
+                return self._eager_step(x_data)
+        generator = self.device_generator()
+        parameters = list(self.module_.parameters())
+        buffer = self.replay_buffer_.to(self.device)
+        static = [buffer.samples, *_tensor_attributes(buffer.start)]
+        captured = self.__dict__.get("_captured_step")
+        if captured is not None and captured.matches(x_data, parameters, static, generator):
+            return captured(x_data)
+        if captured is not None and tuple(x_data.shape) != tuple(captured.input.shape):
+            return self._eager_step(x_data)
+        self._captured_step = CapturedStep(self._eager_step, x_data, parameters, generator, static)
+        return self._captured_step(x_data)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_captured_step", None)  # a CUDA graph neither pickles nor copies
+        state.pop("_graph_warmups", None)
+        return state
 
     def train_step_single(self, batch, **fit_params):
         """One PCD update's loss and gradients; records the energy diagnostics.

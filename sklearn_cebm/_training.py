@@ -156,6 +156,13 @@ def _tensor_attributes(start):
     return [value for value in vars(start).values() if isinstance(value, torch.Tensor)]
 
 
+def _draws_on(generator, device):
+    """Whether ``generator`` is on ``device``: ``'cuda'``, without an index, is the GPU in
+    use, whose generator says ``'cuda:0'``."""
+    same_index = device.index is None or generator.device.index == device.index
+    return generator.device.type == device.type and same_index
+
+
 class SeededNet(NeuralNet):
     """What every net of this package shares: a seeded generator, and loud divergence.
 
@@ -231,7 +238,7 @@ class SeededNet(NeuralNet):
         if device.type == "cpu":
             return self.random_generator_
         generator = self.__dict__.get("_device_generator")
-        if generator is None or generator.device != device:
+        if generator is None or not _draws_on(generator, device):
             seed = int(torch.randint(2**62, (1,), generator=self.random_generator_))
             generator = torch.Generator(device).manual_seed(seed)
             self._device_generator = generator

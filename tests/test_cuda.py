@@ -433,6 +433,15 @@ def test_cuda_graphed_update_equals_the_eager_update():
     assert len({float(loss) for loss, _ in actual}) == 3
 
 
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_device_generator_persists(device):
+    # One generator for the whole fit, whatever the spelling of the device: a graph
+    # replays the draws of the generator registered at its capture. (Before, device='cuda'
+    # built a new one, seeded from the CPU's, at every call.)
+    net = _graphed_encoder(device=device, random_state=0).fit(load_digits().data[:64]).net_
+    assert net.device_generator() is net.device_generator()
+
+
 def test_cuda_eager_update_makes_no_device_sync():
     # CUDA's own guard: any synchronising call (.item(), nonzero, a masked write) raises.
     X = load_digits().data[:128]

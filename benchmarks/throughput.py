@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from _common import IMAGE_SHAPE, TrainingClock, machine_info
+from _common import IMAGE_SHAPE, GraphedUpdates, TrainingClock, machine_info
 from skorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
@@ -133,6 +133,12 @@ def main(argv=None):
         help="train with the energy under torch.compile in this mode (the first iterations, "
         "which compile, are not timed)",
     )
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="on CUDA, replay each PCD update as one CUDA graph (the eager updates before "
+        "its capture, and the capture, are not timed)",
+    )
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -146,14 +152,18 @@ def main(argv=None):
     }
     # One warm-up iteration, then the timed ones. Compiling takes the first iterations:
     # one graph for SGLD's frozen weights, one for the update's.
-    skipped = 1 if args.compile is None else 3
+    # CUDA graphs: three eager updates, then the capture and the first replay.
+    skipped = 3 if args.compile is not None else 5 if args.cuda_graphs else 1
     n_images = args.batch_size * (args.iterations + skipped)
     X = rng.uniform(0, 255, size=(n_images, 784)).astype(np.float32)
     results["compile"] = args.compile
+    results["cuda_graphs"] = args.cuda_graphs
     for precision in args.precision:
         callbacks = [("clock", TrainingClock())]
         if args.compile is not None:
             callbacks.append(("compile", CompiledEnergy(args.compile)))
+        if args.cuda_graphs:
+            callbacks.append(("cuda_graphs", GraphedUpdates()))
         encoder = CEBMEncoder(
             image_shape=IMAGE_SHAPE,
             batch_size=args.batch_size,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from _common import (
     IMAGE_SHAPE,
+    GraphedUpdates,
     TrainingClock,
     load_images,
     machine_header,
@@ -126,13 +127,15 @@ def score_training_weights(encoder, data, args):
 
 
 def _save_without_clock(encoder, path):
-    """Dump ``encoder`` minus its TrainingClock, a class of benchmarks/_common.py that a
-    model loaded elsewhere could not find."""
+    """Dump ``encoder`` minus its TrainingClock and GraphedUpdates, classes of
+    benchmarks/_common.py that a model loaded elsewhere could not find."""
     saved = copy.copy(encoder)
     saved.callbacks = None
     saved.net_ = copy.copy(encoder.net_)
     saved.net_.callbacks = None
-    saved.net_.callbacks_ = [(n, c) for n, c in encoder.net_.callbacks_ if n != "clock"]
+    saved.net_.callbacks_ = [
+        (n, c) for n, c in encoder.net_.callbacks_ if n not in ("clock", "cuda_graphs")
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(saved, path)
 
@@ -144,7 +147,10 @@ def run_setting(name, data, args):
         image_shape=IMAGE_SHAPE,
         max_iter=10_000,  # the checkpoints stop training
         random_state=args.seed,
-        callbacks=[("clock", TrainingClock(checkpoints[0]))],
+        callbacks=[
+            ("clock", TrainingClock(checkpoints[0])),
+            *([("cuda_graphs", GraphedUpdates())] if args.cuda_graphs else []),
+        ],
         device=args.device,
         **(dict(n_components=8, batch_size=32, sgld_steps=2) if args.quick else {}),
     )
@@ -303,6 +309,11 @@ def parse_args(argv):
         "--save-models", type=Path, default=None, help="joblib-dump the encoder at each checkpoint"
     )
     parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="on CUDA, replay each PCD update as one CUDA graph; results keyed <setting>+graphs",
+    )
+    parser.add_argument(
         "--score-training-weights",
         action="store_true",
         help="with ema_decay set, also score the codes of training's own weights (plain)",
@@ -330,7 +341,8 @@ def main(argv=None):
         results["pixels"] = score_features(X_train / 255.0, y_train, X_test / 255.0, y_test, args)
         print("pixels", results["pixels"], flush=True)
     for name in args.settings:
-        results[name] = run_setting(name, data, args)
+        key = f"{name}+graphs" if args.cuda_graphs else name
+        results[key] = run_setting(name, data, args)
         store.write_text(json.dumps({"results": results}, indent=1))
         write_outputs(results, args)
     store.write_text(json.dumps({"results": results}, indent=1))

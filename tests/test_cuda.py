@@ -4,8 +4,10 @@ Skipped where torch sees no CUDA device, as on CI; ``benchmarks/gpu_check.sh`` r
 on a lent GPU. Every fit is tiny, so the file takes well under a minute there.
 """
 
+import copy
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
+from skorch.callbacks import Callback
 
 from sklearn_cebm import (
     CEBMEncoder,
@@ -376,3 +379,105 @@ def test_cuda_one_process_accelerator_trains_as_device_cuda(X):
     assert type(accelerated.net_) is type(plain.net_)
     np.testing.assert_allclose(accelerated.transform(X), plain.transform(X), rtol=1e-5, atol=1e-6)
     assert accelerated.__getstate__()["accelerator"] is None
+
+
+# ---------------------------------------------------------------- CUDA graphs
+# The PCD update replayed as a CUDA graph (PCDNet's cuda_graphs setting) against the same
+# update run eagerly. Both run the same kernels on the same random numbers (the graph's
+# registered generator draws what the eager update would), so they agree to float32
+# rounding; the tolerances allow for kernels that pick other algorithms in a capture.
+GRAPH_STEP_TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+GRAPH_FIT_TOLERANCE = 1e-3  # of the largest |transform|, after a short fit
+
+
+class _CUDAGraphs(Callback):
+    """Turns on the net's CUDA-graph update for the fit (no estimator parameter yet)."""
+
+    def on_train_begin(self, net, **kwargs):
+        net.cuda_graphs = True
+
+
+def _graphed_encoder(**params):
+    settings = {**CHEAP_SETTINGS, "image_shape": (1, 8, 8), "device": "cuda", **params}
+    return CEBMEncoder(**settings)
+
+
+def _steps(net, x, n_steps):
+    """Run ``n_steps`` updates on ``x``; their losses, gradients and the chains after."""
+    results = []
+    for _ in range(n_steps):
+        net.module_.zero_grad(set_to_none=True)
+        step = net.contrastive_divergence_step(x)
+        gradients = [p.grad.detach().clone() for p in net.module_.parameters()]
+        results.append((step.loss.detach().clone(), gradients))
+    return results, net.replay_buffer_.samples.clone()
+
+
+def test_cuda_graphed_update_equals_the_eager_update():
+    X = load_digits().data[:128]
+    fitted = _graphed_encoder(random_state=0).fit(X).net_
+    x = torch.as_tensor(X[:32] / 8.0 - 1.0, dtype=torch.float32, device="cuda")
+    x = x.reshape(-1, 1, 8, 8)
+    # Copies of one net: the same weights, chains and generator seed.
+    eager, graphed = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    graphed.cuda_graphs, graphed.cuda_graph_warmup = True, 0
+    expected, expected_chains = _steps(eager, x, 3)
+    actual, actual_chains = _steps(graphed, x, 3)
+    assert "_captured_step" in vars(graphed)  # captured once, replayed three times
+    for (loss, gradients), (loss_eager, gradients_eager) in zip(actual, expected, strict=True):
+        torch.testing.assert_close(loss, loss_eager, **GRAPH_STEP_TOLERANCE)
+        for gradient, gradient_eager in zip(gradients, gradients_eager, strict=True):
+            torch.testing.assert_close(gradient, gradient_eager, **GRAPH_STEP_TOLERANCE)
+    torch.testing.assert_close(actual_chains, expected_chains, **GRAPH_STEP_TOLERANCE)
+    # Each replay drew new noise: the three losses differ.
+    assert len({float(loss) for loss, _ in actual}) == 3
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_device_generator_persists(device):
+    # One generator for the whole fit, whatever the spelling of the device: a graph
+    # replays the draws of the generator registered at its capture. (Before, device='cuda'
+    # built a new one, seeded from the CPU's, at every call.)
+    net = _graphed_encoder(device=device, random_state=0).fit(load_digits().data[:64]).net_
+    assert net.device_generator() is net.device_generator()
+
+
+def test_cuda_eager_update_makes_no_device_sync():
+    # CUDA's own guard: any synchronising call (.item(), nonzero, a masked write) raises.
+    X = load_digits().data[:128]
+    net = _graphed_encoder(random_state=0).fit(X).net_
+    x = torch.as_tensor(X[:32] / 8.0 - 1.0, dtype=torch.float32, device="cuda")
+    net.module_.zero_grad(set_to_none=True)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        net.contrastive_divergence_step(x.reshape(-1, 1, 8, 8))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def _graphed_fit(X, seed=0):
+    # Batches of 32 of 128 rows: the graph is captured at the 4th update of the first
+    # epoch and replayed from then on.
+    return _graphed_encoder(max_iter=3, random_state=seed, callbacks=[_CUDAGraphs()]).fit(X)
+
+
+def test_cuda_graphed_fits_repeat_and_match_eager_fits():
+    X = load_digits().data[:128]
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
+        first, second = _graphed_fit(X), _graphed_fit(X)
+        eager = _graphed_encoder(max_iter=3, random_state=0).fit(X)
+    assert "_captured_step" in vars(first.net_)
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    expected = eager.transform(X)
+    gap = np.max(np.abs(first.transform(X) - expected))
+    assert gap <= GRAPH_FIT_TOLERANCE * np.max(np.abs(expected)), gap
+
+
+def test_cuda_graphed_fit_pickles_and_trains_further():
+    X = load_digits().data[:128]
+    encoder = pickle.loads(pickle.dumps(_graphed_fit(X)))
+    assert "_captured_step" not in vars(encoder.net_)
+    n_iter = encoder.n_iter_
+    encoder.set_params(warm_start=True, max_iter=1).fit(X)  # captures anew
+    assert encoder.n_iter_ == n_iter + 1
+    assert np.isfinite(encoder.transform(X)).all()

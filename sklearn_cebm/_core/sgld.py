@@ -1,13 +1,16 @@
 """Stochastic gradient Langevin dynamics (Eq. 3) and the replay buffer of persistent chains."""
 
 import contextlib
+from typing import NamedTuple
 
 import torch
 
 from .chain_init import UniformChainInit
 
 __all__ = [
+    "ChainAdvance",
     "ReplayBuffer",
+    "advance_persistent_chains",
     "frozen_parameters",
     "langevin_dynamics",
     "sample_fresh_chains",
@@ -136,8 +139,9 @@ class ReplayBuffer:
         states = self.samples[indices]
         restart = torch.rand(n_samples, generator=generator, device=device) < self.reinit_fraction
         fresh = self.start.draw(n_samples, generator)
-        states[restart] = fresh[restart]
-        return indices, states
+        # A select, not a masked write: the mask's count is never read on the host.
+        restart = restart.reshape(-1, *[1] * (states.dim() - 1))
+        return indices, torch.where(restart, fresh, states)
 
     def update(self, indices, states):
         """Store the advanced chains back at ``indices``; of repeats, the last one wins.
@@ -145,14 +149,15 @@ class ReplayBuffer:
         :meth:`draw` picks chains with replacement, so a chain can be advanced twice in one
         batch. A plain indexed write leaves which copy is kept undefined, and on CUDA it
         changes from run to run; keeping the last occurrence makes it the same everywhere.
+        Every copy of a repeated index writes the last one's state, so the order of the
+        writes does not matter, and no count of distinct indices is read on the host.
         """
         positions = torch.arange(len(indices), device=indices.device)
         last = torch.full(
             (self.samples.shape[0],), -1, dtype=positions.dtype, device=indices.device
         )
         last = last.scatter_reduce(0, indices, positions, reduce="amax")
-        keep = last[indices] == positions
-        self.samples[indices[keep]] = states[keep].detach()
+        self.samples[indices] = states.detach()[last[indices]]
 
     def __getstate__(self):
         return {
@@ -165,6 +170,53 @@ class ReplayBuffer:
         # Buffers pickled before chain starts existed restarted from uniform noise.
         state.setdefault("start", UniformChainInit(state["samples"].shape[1:]))
         self.__dict__.update(state)
+
+
+class ChainAdvance(NamedTuple):
+    """What :func:`advance_persistent_chains` returns: the chains and how far they moved."""
+
+    samples: torch.Tensor
+    displacement: torch.Tensor
+
+
+def advance_persistent_chains(
+    energy_module, buffer, n_samples, *, n_steps, step_size, noise_std, generator
+):
+    """Draw ``n_samples`` chains from ``buffer``, advance them by SGLD, write them back.
+
+    The weights are frozen while the chains move. Nothing is read on the host: the
+    chains' RMS move per coordinate comes back as a 0-d tensor, so that the whole update
+    can be captured as a CUDA graph (:mod:`~sklearn_cebm._core.cuda_graphs`).
+
+    Parameters
+    ----------
+    energy_module : torch.nn.Module
+        Maps a batch to energies ``(n,)``.
+    buffer : ReplayBuffer
+        On the generator's device.
+    n_samples : int
+    n_steps, step_size, noise_std :
+        As in :func:`langevin_dynamics`.
+    generator : torch.Generator
+
+    Returns
+    -------
+    ChainAdvance
+        ``samples`` of shape ``(n_samples, ...)``; ``displacement``, the RMS of
+        ``samples - initial`` over all coordinates.
+    """
+    indices, initial = buffer.draw(n_samples, generator)
+    with frozen_parameters(energy_module):
+        samples = langevin_dynamics(
+            energy_module,
+            initial,
+            n_steps=n_steps,
+            step_size=step_size,
+            noise_std=noise_std,
+            generator=generator,
+        )
+    buffer.update(indices, samples)
+    return ChainAdvance(samples, (samples - initial).pow(2).mean().sqrt())
 
 
 def sample_fresh_chains(

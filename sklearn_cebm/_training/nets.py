@@ -7,6 +7,8 @@ ask it for samples (:meth:`EnergyNet.sample`). Every net here derives from
 :class:`SeededNet`, which the VAE's :class:`~sklearn_cebm._training.vae_nets.ELBONet` shares.
 """
 
+import math
+
 import numpy as np
 import torch
 from skorch import NeuralNet
@@ -18,12 +20,14 @@ from skorch.callbacks import (
 from skorch.dataset import unpack_data
 
 from .._core.chain_init import UniformChainInit, fit_chain_init
+from .._core.cuda_graphs import CapturedStep, side_stream
 from .._core.losses import (
     ContrastiveDivergenceLoss,
     DenoisingScoreMatchingLoss,
     scaled_energy_gradient,
 )
-from .._core.sgld import ReplayBuffer, frozen_parameters, langevin_dynamics, sample_fresh_chains
+from .._core.pcd_step import contrastive_divergence_step, step_statistics
+from .._core.sgld import ReplayBuffer, advance_persistent_chains, sample_fresh_chains
 from .._core.weight_average import WeightAverage, copy_parameters
 from .callbacks import EpochTable, RunProgressBar, SamplerMonitor, SamplerRollback
 
@@ -147,6 +151,18 @@ def _batch_mean(batches, key):
     return float(np.average([batch[key] for batch in done], weights=sizes))
 
 
+def _tensor_attributes(start):
+    """The tensors a chain start holds (a Gaussian's mean and scale; none for uniform)."""
+    return [value for value in vars(start).values() if isinstance(value, torch.Tensor)]
+
+
+def _draws_on(generator, device):
+    """Whether ``generator`` is on ``device``: ``'cuda'``, without an index, is the GPU in
+    use, whose generator says ``'cuda:0'``."""
+    same_index = device.index is None or generator.device.index == device.index
+    return generator.device.type == device.type and same_index
+
+
 class SeededNet(NeuralNet):
     """What every net of this package shares: a seeded generator, and loud divergence.
 
@@ -222,7 +238,7 @@ class SeededNet(NeuralNet):
         if device.type == "cpu":
             return self.random_generator_
         generator = self.__dict__.get("_device_generator")
-        if generator is None or generator.device != device:
+        if generator is None or not _draws_on(generator, device):
             seed = int(torch.randint(2**62, (1,), generator=self.random_generator_))
             generator = torch.Generator(device).manual_seed(seed)
             self._device_generator = generator
@@ -355,12 +371,21 @@ class EnergyNet(SeededNet):
         average.copy_to(self.module_)
 
     def _check_energies(self, **energies):
-        for name, energy in energies.items():
-            if not torch.isfinite(energy).all():
+        """Raise if an energy is not finite or beyond the limit; one read of the device.
+
+        The largest magnitude of each batch of energies is NaN or infinite where one of
+        them is, so it tells both.
+        """
+        if not energies:
+            return
+        largest = torch.stack(
+            [energy.detach().abs().max().to(torch.float64) for energy in energies.values()]
+        ).tolist()
+        for name, value in zip(energies, largest, strict=True):
+            if not math.isfinite(value):
                 raise self.diverged(f"non-finite energy of {name}")
-            largest = energy.abs().max().item()
-            if largest > ENERGY_MAGNITUDE_LIMIT:
-                raise self.diverged(f"energy of {name} reached {largest:.3g}")
+            if value > ENERGY_MAGNITUDE_LIMIT:
+                raise self.diverged(f"energy of {name} reached {value:.3g}")
 
     def chain_init_distribution(self, sample_shape):
         """Where fresh SGLD chains start: uniform noise on the sampler's box."""
@@ -469,6 +494,12 @@ class PCDNet(EnergyNet):
         data, kept as ``chain_init_``.
     data_noise : float
         Std of the Gaussian noise added to every data batch.
+    cuda_graphs : bool, default=False
+        On a CUDA device, replay each update's SGLD run, energies, loss and backward pass
+        as one CUDA graph (:class:`~sklearn_cebm._core.cuda_graphs.CapturedStep`), after
+        ``cuda_graph_warmup`` eager updates; the optimiser steps eagerly. Ignored on other
+        devices. The update makes no host sync either way; its diagnostics are read once
+        per batch, after it.
     **kwargs
         Passed to :class:`EnergyNet` (``sgld_step_size``, ``sgld_noise``, ``seed``) and
         :class:`skorch.NeuralNet`.
@@ -484,6 +515,7 @@ class PCDNet(EnergyNet):
         buffer_reinit_fraction,
         data_noise,
         chain_init="uniform",
+        cuda_graphs=False,
         **kwargs,
     ):
         super().__init__(module, criterion, *args, **kwargs)
@@ -492,6 +524,7 @@ class PCDNet(EnergyNet):
         self.buffer_reinit_fraction = buffer_reinit_fraction
         self.chain_init = chain_init
         self.data_noise = data_noise
+        self.cuda_graphs = cuda_graphs
 
     recorded = ("energy_data", "energy_model", "energy_gap", "chain_displacement")
     shown = "energy_gap"
@@ -528,49 +561,106 @@ class PCDNet(EnergyNet):
         """The module the chains move on in training: ``module_``."""
         return self.module_
 
-    def sample_model(self, n_samples, sample_shape):
-        """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them."""
+    def advance_chains(self, n_samples, sample_shape):
+        """Advance ``n_samples`` persistent chains by ``sgld_steps``, with no host sync.
+
+        Returns
+        -------
+        ChainAdvance
+            The samples and their RMS move, a 0-d tensor
+            (:func:`~sklearn_cebm._core.sgld.advance_persistent_chains`).
+        """
         generator = self.device_generator()
         if self.replay_buffer_ is None:
             start = self.chain_init_distribution(sample_shape).to(self.device)
             self.replay_buffer_ = ReplayBuffer.from_start(
                 self.buffer_size, start, self.buffer_reinit_fraction, generator
             )
+        return advance_persistent_chains(
+            self.sampling_module(),
+            self.replay_buffer_.to(self.device),
+            n_samples,
+            n_steps=self.sgld_steps,
+            step_size=self.sgld_step_size,
+            noise_std=self.sgld_noise,
+            generator=generator,
+        )
+
+    def sample_model(self, n_samples, sample_shape):
+        """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them;
+        records their move as ``chain_displacement``."""
+        chains = self.advance_chains(n_samples, sample_shape)
+        self.history.record_batch("chain_displacement", chains.displacement.item())
+        return chains.samples
+
+    def contrastive_divergence_step(self, x_data):
+        """The update's loss and gradients, with no host sync: replayed as a CUDA graph
+        where ``cuda_graphs`` asks for it and the device is CUDA, else run eagerly.
+
+        Returns
+        -------
+        ContrastiveDivergenceStep
+        """
+        if getattr(self, "cuda_graphs", False) and x_data.device.type == "cuda":
+            return self._graphed_step(x_data)
+        return self._eager_step(x_data)
+
+    def _eager_step(self, x_data):
+        return contrastive_divergence_step(
+            self.module_,
+            x_data,
+            self.advance_chains,
+            lambda energy_data, energy_model, x: self.get_loss(
+                energy_data, energy_model, X=x, training=True
+            ),
+            data_noise=self.data_noise,
+            generator=self.device_generator(),
+        )
+
+    # Eager updates, on a side stream, before the first capture of a CUDA graph.
+    cuda_graph_warmup = 3
+
+    def _graphed_step(self, x_data):
+        """:meth:`contrastive_divergence_step` replayed from a CUDA graph, captured anew
+        when what it reads has moved (a rollback's new chains, new weights) and skipped
+        for a batch of another size (an epoch's last)."""
+        warmups = self.__dict__.get("_graph_warmups", 0)
+        if self.replay_buffer_ is None or warmups < self.cuda_graph_warmup:
+            self._graph_warmups = warmups + 1
+            with side_stream(x_data.device):
+                return self._eager_step(x_data)
+        generator = self.device_generator()
+        parameters = list(self.module_.parameters())
         buffer = self.replay_buffer_.to(self.device)
-        indices, initial = buffer.draw(n_samples, generator)
-        energy = self.sampling_module()
-        with frozen_parameters(energy):
-            samples = langevin_dynamics(
-                energy,
-                initial,
-                n_steps=self.sgld_steps,
-                step_size=self.sgld_step_size,
-                noise_std=self.sgld_noise,
-                generator=generator,
-            )
-        buffer.update(indices, samples)
-        displacement = (samples - initial).pow(2).mean().sqrt().item()
-        self.history.record_batch("chain_displacement", displacement)
-        return samples
+        static = [buffer.samples, *_tensor_attributes(buffer.start)]
+        captured = self.__dict__.get("_captured_step")
+        if captured is not None and captured.matches(x_data, parameters, static, generator):
+            return captured(x_data)
+        if captured is not None and tuple(x_data.shape) != tuple(captured.input.shape):
+            return self._eager_step(x_data)
+        self._captured_step = CapturedStep(self._eager_step, x_data, parameters, generator, static)
+        return self._captured_step(x_data)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_captured_step", None)  # a CUDA graph neither pickles nor copies
+        state.pop("_graph_warmups", None)
+        return state
 
     def train_step_single(self, batch, **fit_params):
-        """One PCD update's loss and gradients; records the energy diagnostics."""
+        """One PCD update's loss and gradients; records the energy diagnostics.
+
+        The update itself makes no host sync (:meth:`contrastive_divergence_step`); the
+        divergence check and the diagnostics then read the device once each.
+        """
         self._set_training(True)
         x_data, _ = unpack_data(batch)
         x_data = x_data.to(self.device, torch.float32)
-        noise = torch.randn(x_data.shape, generator=self.device_generator(), device=self.device)
-        x_data = x_data + self.data_noise * noise
-        x_model = self.sample_model(x_data.shape[0], x_data.shape[1:])
-        # Two forward passes, not one on the concatenated batch: at batch 128 the conv
-        # net's first activations (13 MB each) stay in cache, and the update takes 68 ms
-        # instead of 90 on two cores (measured against the fused pass).
-        energy_data = self.module_(x_data)
-        energy_model = self.module_(x_model)
-        self._check_energies(data=energy_data, **{"model samples": energy_model})
-        loss = self.get_loss(energy_data, energy_model, X=x_data, training=True)
-        loss.backward()
-        mean_data, mean_model = energy_data.mean().item(), energy_model.mean().item()
+        step = self.contrastive_divergence_step(x_data)
+        self._check_energies(data=step.energy_data, **{"model samples": step.energy_model})
+        mean_data, mean_model, displacement = step_statistics(step).tolist()
+        self.history.record_batch("chain_displacement", displacement)
         self.history.record_batch("energy_data", mean_data)
         self.history.record_batch("energy_model", mean_model)
         self.history.record_batch("energy_gap", mean_data - mean_model)
-        return {"loss": loss, "y_pred": energy_data}
+        return {"loss": step.loss, "y_pred": step.energy_data}

@@ -187,14 +187,14 @@ def test_update_gradient_is_the_loss_gradient_alone():
     # gradients leave nothing in the weights' .grad.
     net = _net(8, data_noise=0.0, sgld_steps=6, sgld_step_size=0.05, sgld_noise=0.05)
     sampled = []
-    sample_model = net.sample_model
+    advance_chains = net.advance_chains
 
-    def recording_sample_model(*args):
-        samples = sample_model(*args)
-        sampled.append(samples)
-        return samples
+    def recording_advance_chains(*args):
+        chains = advance_chains(*args)
+        sampled.append(chains.samples)
+        return chains
 
-    net.sample_model = recording_sample_model
+    net.advance_chains = recording_advance_chains
     x_data = torch.as_tensor(_blobs(8, n_samples=16))
     net.module_.zero_grad()
     net.history.new_epoch()  # the step records its diagnostics in the current batch

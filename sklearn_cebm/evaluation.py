@@ -1,5 +1,6 @@
-"""Evaluation protocols of the CEBM paper that work on any features, and criteria for
-the number of clusters (defined in ``_choosing_n_clusters``)."""
+"""Evaluation protocols of the CEBM paper that work on any features, criteria for the
+number of clusters (defined in ``_choosing_n_clusters``), and a measure of sample quality
+(defined in ``_evaluation``)."""
 
 from numbers import Integral
 
@@ -14,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from ._choosing_n_clusters import clustering_stability, neighbour_modularity
+from ._evaluation import sample_quality
 
 __all__ = [
     "aggregate_posterior_kl_and_mi",
@@ -23,6 +25,7 @@ __all__ = [
     "nearest_neighbour_agreement",
     "neighbour_modularity",
     "ood_auroc",
+    "sample_quality",
 ]
 
 

@@ -106,6 +106,11 @@ def test_sample_quality_needs_features_for_a_classifier_without_hidden_layers(di
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 9.2% agreement (500 samples, 50 per component; 0% for 6 of the 10 "
+    "components): sample(component=l) does not draw l's class (issue 39, goal 3)",
+)
 def test_gmm_cebm_component_samples_are_classified_as_their_clusters_class(digits):
     # For each component l, the classifier's label of each of its samples should be the
     # majority class of the training digits that predict puts in l.

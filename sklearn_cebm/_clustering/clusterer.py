@@ -227,13 +227,10 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, ClusteringStageMixin
     mean of its part's codes, its stds matched to their spread (the M-step of a Gaussian
     mixture on the codes given the partition), the components are pulled towards their
     average as described under Seeding, and the clustering stage descends the cross-entropy
-    of ``p(y | x)`` against the parts of each sample's neighbourhood (the share of each
-    part among the sample and its ``n_neighbors`` neighbours, the vote a
-    nearest-neighbour classifier would give), smoothed by 0.1 so that the evidences
-    cannot run away from one another (where the neighbourhood agrees, its part's cluster
-    is the target at 0.91, each other at 0.01 for L = 10, so ``predict_proba`` gives
-    about 0.91 where the model has learned the part): the model learns the partition, so
-    that :meth:`predict` extends it to new
+    of ``p(y | x)`` against the parts, with labels smoothed by 0.1 so that the evidences
+    cannot run away from one another (the part's cluster is the target at 0.91, each other
+    at 0.01 for L = 10, so ``predict_proba`` gives about 0.91 where the model has learned
+    the part): the model learns the partition, so that :meth:`predict` extends it to new
     samples through the encoder. The neighbour-consistency stage below, from k-means++
     placements, was the previous default: on the digits it converged slowly (the NMI
     still rose after 134 epochs) and into local optima the neighbours cannot undo (in

@@ -31,20 +31,13 @@ class NeighbourClusteringMixin:
 
     From epoch ``likelihood_epochs + 1`` on, updates run at the learning rate
     ``clustering_lr``; earlier epochs run the net's own training step at ``lr``. Given a
-    partition, each update descends the cross-entropy of ``p(y | x)`` against the parts of
-    each sample's neighbourhood: the share of the sample and its listed neighbours (one
-    vote each) in each part, smoothed by ``PARTITION_LABEL_SMOOTHING`` (each share times
-    ``1 - eps``, plus ``eps / L``; Szegedy et al., 2016), recorded per epoch in
-    ``history`` as ``partition_nll``. The net so learns the vote by which a
-    nearest-neighbour classifier would carry the partition to new samples, rather than
-    each sample's own part, which at a part's border is the partition's guess; with the
-    sample's own part as target the clusterer's test NMI was 0.006-0.010 lower on
-    Fashion-MNIST subsets and MNIST-like digits, and the same on the digits
-    (``benchmarks/results/clustering.md``). Against hard labels the optimum is at
+    partition, each update descends the cross-entropy of ``p(y | x)`` against the batch's
+    labels smoothed by ``PARTITION_LABEL_SMOOTHING`` (the label's cluster gets
+    ``1 - eps + eps / L``, every other ``eps / L``; Szegedy et al., 2016), recorded per
+    epoch in ``history`` as ``partition_nll``. Against hard labels the optimum is at
     infinite evidence gaps, and the conv net's evidences ran away on the digits after
     about 1,500 updates (the cross-entropy rose from 0.005 to 1e12, NMI 0.85 to 0.09);
-    smoothed, a sample whose neighbourhood agrees has its optimum at log-odds of
-    ``log((1 - eps + eps / L) / (eps / L))``. A
+    smoothed, the optimum is at log-odds of ``log((1 - eps + eps / L) / (eps / L))``. A
     batch whose cross-entropy is non-finite or above ``DIVERGED_PARTITION_NLL`` times
     ``log L`` (the uniform guess's), or an epoch whose mean is above ``log L`` after an
     epoch below it, has run away: the stage goes back to the weights and optimizer state
@@ -148,10 +141,9 @@ class NeighbourClusteringMixin:
         self.__dict__.pop("_device_generator", None)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Keep the call's data and parts, which the neighbour indices in ``y`` point into."""
+        """Keep the call's data, which the neighbour indices in ``y`` point into."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.neighbour_data_ = torch.as_tensor(X)
-        self.partition_labels_ = None if y is None else torch.as_tensor(y)[:, 0]
         if self.in_clustering_stage():
             # A call that continues the stage can roll back to where it began.
             self.clustering_best_nll_ = math.inf
@@ -160,7 +152,7 @@ class NeighbourClusteringMixin:
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # The net is pickled with the estimator: keep no reference to the data, nor a
         # second copy of the weights.
-        self.neighbour_data_ = self.partition_labels_ = None
+        self.neighbour_data_ = None
         snapshot = self.__dict__.pop("clustering_snapshot_", None)
         learned_a_partition = math.isfinite(getattr(self, "clustering_best_nll_", math.inf))
         if snapshot is not None and learned_a_partition and snapshot["epoch"] < len(self.history):
@@ -264,7 +256,7 @@ class NeighbourClusteringMixin:
         x = x.to(self.device, torch.float32)
         # A partition is given for all samples or for none (NO_PARTITION).
         if labels[0] != self.NO_PARTITION:
-            step = self._partition_step(x, labels, self.partition_labels_[neighbours])
+            step = self._partition_step(x, labels)
         else:
             step = self._consistency_step(x, neighbours)
         if likelihood is not None:
@@ -284,24 +276,20 @@ class NeighbourClusteringMixin:
                 parameter.grad.div_(dimension)
         return loss / dimension
 
-    def _partition_step(self, x, labels, neighbour_labels):
-        """Descend the cross-entropy of ``p(y | x)`` against the parts of the samples'
-        neighbourhoods: ``labels``, shape (n,), and ``neighbour_labels``, shape (n, k),
-        one vote each."""
+    def _partition_step(self, x, labels):
+        """Descend ``-log p(y = label | x)``, the cross-entropy of the partition."""
         log_responsibilities = self.module_.bias.log_responsibilities(
             self.module_.sufficient_statistics(x)
         )
-        n_clusters = log_responsibilities.shape[-1]
-        votes = torch.cat([labels[:, None], neighbour_labels], dim=1).to(self.device)
-        shares = torch.nn.functional.one_hot(votes, n_clusters).mean(dim=1, dtype=torch.float32)
         loss = torch.nn.functional.cross_entropy(
             log_responsibilities,
-            shares.to(log_responsibilities.dtype),
+            labels.to(self.device),
             label_smoothing=self.PARTITION_LABEL_SMOOTHING,
         )
         # Guessing uniformly costs log L; a hundred times that is a posterior that
         # confidently contradicts the partition, as when the evidences run away.
-        limit = self.DIVERGED_PARTITION_NLL * math.log(max(n_clusters, 2))
+        n_clusters = max(log_responsibilities.shape[-1], 2)
+        limit = self.DIVERGED_PARTITION_NLL * math.log(n_clusters)
         if not torch.isfinite(loss) or loss.item() > limit:
             self._roll_back_clustering(f"partition_nll {loss.item():.3g} above {limit:.3g}")
             return {"loss": loss.detach(), "y_pred": log_responsibilities.detach()}

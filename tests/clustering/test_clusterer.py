@@ -597,27 +597,6 @@ def test_gmmcebmclusterer_learns_the_partition_with_bounded_certainty(blobs):
     assert np.quantile(certainty, 0.9) < 0.99
 
 
-def test_gmmcebmclusterer_partition_target_is_the_neighbourhoods_vote(blobs):
-    # Each sample's target is the share of each part among itself and its neighbours,
-    # one vote each, smoothed: a sample of part 0 whose 3 neighbours are in parts 1, 1, 2
-    # is trained towards (1/4, 1/2, 1/4) * (1 - eps) + eps / L.
-    X, _ = blobs
-    clusterer = GMMCEBMClusterer(**SETTINGS, random_state=0).fit(X)
-    net = clusterer.net_
-    x = torch.as_tensor(clusterer._inference(lambda x: x, X[:4]), dtype=torch.float32)
-    labels = torch.tensor([0, 1, 2, 0])
-    neighbour_labels = torch.tensor([[1, 1, 2], [1, 1, 1], [0, 1, 2], [0, 0, 0]])
-    net.optimizer_.zero_grad()
-    loss = net._partition_step(x, labels, neighbour_labels)["loss"]
-    with torch.no_grad():
-        log_p = net.module_.bias.log_responsibilities(net.module_.sufficient_statistics(x))
-    shares = torch.tensor([[1 / 4, 1 / 2, 1 / 4], [0, 1, 0], [1 / 4, 1 / 4, 1 / 2], [1, 0, 0]])
-    eps = ClusteringPCDNet.PARTITION_LABEL_SMOOTHING
-    targets = shares * (1 - eps) + eps / 3
-    expected = -(targets * log_p.log_softmax(dim=1)).sum(dim=1).mean()
-    torch.testing.assert_close(loss.detach(), expected)
-
-
 def test_gmmcebmclusterer_runaway_clustering_stage_rolls_back_then_stops(X):
     # A step far too large: each runaway goes back to the stage's start and halves the
     # step; after MAX_CLUSTERING_ROLLBACKS the stage keeps those weights, so the model is
@@ -688,13 +667,9 @@ def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):
     batch = (torch.as_tensor(X_unit[:32], dtype=torch.float32), torch.as_tensor(targets[:32]))
     saved = pickle.dumps(clusterer.net_)
 
-    labels = torch.as_tensor(targets[:, 0])
-
     def gradients(step):
         net = pickle.loads(saved)
         assert net.in_clustering_stage()
-        # What fit's on_train_begin keeps: every row's part, which the neighbours' index.
-        net.partition_labels_ = labels
         net.optimizer_.zero_grad()
         step(net, batch)
         return [
@@ -703,7 +678,7 @@ def test_gmmcebmclusterer_clustering_likelihood_adds_the_pcd_gradients(X):
         ]
 
     joint = gradients(ClusteringPCDNet.train_step_single)
-    partition = gradients(lambda net, b: net._partition_step(b[0], b[1][:, 0], labels[b[1][:, 1:]]))
+    partition = gradients(lambda net, b: net._partition_step(b[0], b[1][:, 0]))
     likelihood = gradients(PCDNet.train_step_single)
     assert all(g.abs().sum() > 0 for g in likelihood[:2])  # the encoder's first layer
     for total, *parts in zip(joint, partition, likelihood, strict=True):

@@ -19,9 +19,15 @@ RESULTS_PATH = re.compile(r"benchmarks/results/[\w./-]*[\w/]")
 
 
 def _tracked_sources():
+    # Untracked files too: README's fresh-venv run copies the checkout into a new
+    # repository with no commit, where every file is untracked.
     try:
         listed = subprocess.run(
-            ["git", "ls-files", *CITING], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", *CITING],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
     except (OSError, subprocess.CalledProcessError):  # not a git checkout
         listed = [

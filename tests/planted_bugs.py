@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (file, text, replacement, tests that must fail with the bug)
 BUGS = {
     "buffer_never_written_back": (
-        "sklearn_cebm/_training/nets.py",
-        "        buffer.update(indices, samples)\n",
+        "sklearn_cebm/_core/sgld.py",
+        "    buffer.update(indices, samples)\n",
         "",
         [
             "tests/training/test_nets.py::test_pcd_step_writes_the_advanced_chains_back_to_the_buffer",

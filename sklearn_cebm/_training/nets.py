@@ -586,13 +586,6 @@ class PCDNet(EnergyNet):
             generator=generator,
         )
 
-    def sample_model(self, n_samples, sample_shape):
-        """Advance ``n_samples`` persistent chains by ``sgld_steps`` and return them;
-        records their move as ``chain_displacement``."""
-        chains = self.advance_chains(n_samples, sample_shape)
-        self.history.record_batch("chain_displacement", chains.displacement.item())
-        return chains.samples
-
     def contrastive_divergence_step(self, x_data):
         """The update's loss and gradients, with no host sync: replayed as a CUDA graph
         where ``cuda_graphs`` asks for it and the device is CUDA, else run eagerly.

@@ -275,9 +275,7 @@ def test_pcd_step_writes_the_advanced_chains_back_to_the_buffer():
     # last of repeated draws wins), so the next draw of a chain continues it; the others
     # are left alone.
     net = _net(30, buffer_size=64)
-    net.history.new_epoch()
-    net.history.new_batch()
-    net.sample_model(8, (N_FEATURES,))  # fills the buffer
+    net.advance_chains(8, (N_FEATURES,)).samples  # fills the buffer
     buffer = net.replay_buffer_
     drawn = {}
     draw = buffer.draw
@@ -289,7 +287,7 @@ def test_pcd_step_writes_the_advanced_chains_back_to_the_buffer():
     buffer.draw = recording_draw
     before = buffer.samples.clone()
 
-    samples = net.sample_model(32, (N_FEATURES,))
+    samples = net.advance_chains(32, (N_FEATURES,)).samples
 
     last_draw = {int(index): row for row, index in enumerate(drawn["indices"])}
     for index, row in last_draw.items():
@@ -317,11 +315,9 @@ def test_pcd_chains_descend_the_energy():
     center = np.full(N_FEATURES, 0.5, dtype=np.float32)
     settings = dict(sgld_steps=20, sgld_step_size=0.1, sgld_noise=0.01, buffer_size=256)
     net = _net(31, module=_QuadraticEnergy(center), **settings)
-    net.history.new_epoch()
-    net.history.new_batch()
     center_tensor = torch.as_tensor(center)
 
-    samples = net.sample_model(256, (N_FEATURES,))
+    samples = net.advance_chains(256, (N_FEATURES,)).samples
 
     # The chains start uniform on the box (chain_init='uniform'): as far from the center
     # on average as fresh uniform draws.

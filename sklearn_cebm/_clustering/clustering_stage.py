@@ -47,10 +47,6 @@ def _run_rank(run):
     return len(np.unique(run.labels_)), run.neighbour_agreement_
 
 
-# Nets pickled by earlier versions hold their seeding function under this name.
-_kmeans_plusplus_seeds = kmeans_plusplus_seeds
-
-
 def _kmeans_centres(codes, n_seeds, random_state):
     """Centres of k-means (Lloyd's algorithm from k-means++ seeds) on ``codes``."""
     kmeans = KMeans(n_seeds, n_init=1, random_state=check_random_state(random_state))

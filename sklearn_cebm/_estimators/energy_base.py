@@ -2,7 +2,7 @@
 
 :class:`BaseEnergyEstimator` adds to
 :class:`~sklearn_cebm._estimators.base.BaseNeuralEstimator` the sampler's parameters, the
-nets that train an energy (:class:`~sklearn_cebm._training.nets.PCDNet` and
+nets that train an energy (:class:`~sklearn_cebm._training.pcd_net.PCDNet` and
 :class:`~sklearn_cebm._training.nets.DSMNet`) and :meth:`~BaseEnergyEstimator.sample`;
 :class:`BaseCEBM` adds the conjugate bias of a CEBM.
 """
@@ -19,7 +19,8 @@ from .._core.box_densities import UniformBox
 from .._core.model import ConjugateEnergyModel
 from .._core.precision import compute_dtype_for
 from .._core.sgld import frozen_parameters
-from .._training.nets import DSMNet, PCDNet
+from .._training.nets import DSMNet
+from .._training.pcd_net import PCDNet
 from .base import BaseNeuralEstimator
 from .checks import check_count
 from .scaling import unit_range_log_volume

@@ -1,7 +1,7 @@
 """Training a mixture bias to cluster: the likelihood first, then the clusters.
 
 Knows torch and skorch, not scikit-learn. :class:`NeighbourClusteringMixin` adds a second
-stage to an energy net (:class:`~sklearn_cebm._training.nets.PCDNet` or
+stage to an energy net (:class:`~sklearn_cebm._training.pcd_net.PCDNet` or
 :class:`~sklearn_cebm._training.nets.DSMNet`) whose module has a mixture bias
 (:class:`~sklearn_cebm._core.biases.GaussianMixtureBias`): the first
 ``likelihood_epochs`` epochs train the energy by the net's own objective, and every later
@@ -21,7 +21,8 @@ from skorch.dataset import unpack_data
 
 from .._core.losses import neighbour_consistency_loss
 from .callbacks import SamplerWarning, copy_training_state, restore_training_state
-from .nets import DSMNet, PCDNet
+from .nets import DSMNet
+from .pcd_net import PCDNet
 
 __all__ = ["ClusteringDSMNet", "ClusteringPCDNet", "NeighbourClusteringMixin"]
 
@@ -370,7 +371,7 @@ class NeighbourClusteringMixin:
 
 
 class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):
-    """A :class:`~sklearn_cebm._training.nets.PCDNet` followed by the clustering stage."""
+    """A :class:`~sklearn_cebm._training.pcd_net.PCDNet` followed by the clustering stage."""
 
     recorded = (*PCDNet.recorded, "consistency", "partition_nll")
 

@@ -29,7 +29,7 @@ from sklearn_cebm._clustering.neighbour_graph import (
 )
 from sklearn_cebm._core.biases import GaussianMixtureBias
 from sklearn_cebm._training.clustering_nets import ClusteringPCDNet
-from sklearn_cebm._training.nets import PCDNet
+from sklearn_cebm._training.pcd_net import PCDNet
 
 from ..conftest import CHEAP_SETTINGS, allow_empty_clusters
 

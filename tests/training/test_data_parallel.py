@@ -24,7 +24,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_cebm import CEBMEncoder, EpochCheckpoint, IGEBMEncoder
-from sklearn_cebm._training.nets import DSMNet, PCDNet
+from sklearn_cebm._training.nets import DSMNet
+from sklearn_cebm._training.pcd_net import PCDNet
 
 from ..conftest import CHEAP_SETTINGS
 

@@ -11,7 +11,8 @@ from sklearn_cebm._core.biases import SphericalGaussianBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
 from sklearn_cebm._core.losses import ContrastiveDivergenceLoss
 from sklearn_cebm._core.model import ConjugateEnergyModel
-from sklearn_cebm._training.nets import DSMNet, PCDNet, TrainingDivergedError
+from sklearn_cebm._training.nets import DSMNet, TrainingDivergedError
+from sklearn_cebm._training.pcd_net import PCDNet
 
 N_FEATURES = 8
 

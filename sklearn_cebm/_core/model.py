@@ -11,7 +11,7 @@ from .precision import run_in_precision
 
 __all__ = [
     "INFERENCE_BATCH_SIZE",
-    "ComponentEnergy",
+    "ConditionalEnergy",
     "ConjugateEnergyModel",
     "inference_batch_size",
     "map_batches",
@@ -113,18 +113,27 @@ class ConjugateEnergyModel(nn.Module):
         return apply
 
 
-class ComponentEnergy(nn.Module):
-    """The energy ``E(x, y = component)`` of one mixture component, for SGLD on ``p(x | y)``.
+class ConditionalEnergy(nn.Module):
+    """The energy ``E(x) - log p(y = component | x)`` of ``p(x | y) ∝ p(x) p(y | x)``, for SGLD.
 
-    Wraps a :class:`ConjugateEnergyModel` whose bias has ``component_energy`` (see
-    :class:`~sklearn_cebm._core.biases.GaussianMixtureBias`); the wrapped model's parameters
-    are this module's, so :func:`~sklearn_cebm._core.sgld.frozen_parameters` freezes them.
+    ``p(x)`` is the density of ``density`` (its energy ``E(x)``) and ``p(y | x)`` the
+    cluster posterior of ``classifier``, a :class:`ConjugateEnergyModel` whose bias has
+    ``log_responsibilities`` (:class:`~sklearn_cebm._core.biases.GaussianMixtureBias`).
+    Together they define the joint ``p(x, y) = p(x) p(y | x)``, whose marginal is
+    ``density``'s and whose conditional of ``x`` given ``y`` this is, up to the constant
+    ``log p(y)``. When ``density`` is ``classifier`` itself the energy is the mixture's
+    ``E(x, y = component)`` exactly: ``E(x) = -log sum_l exp(-E(x, l))`` and
+    ``log p(y | x) = E(x) - E(x, y)``. The wrapped models' parameters are this module's, so
+    :func:`~sklearn_cebm._core.sgld.frozen_parameters` freezes them.
 
     Parameters
     ----------
-    model : ConjugateEnergyModel
+    density : torch.nn.Module
+        Maps a batch ``x`` to its energies ``E(x)``, shape ``(n,)``.
+    classifier : ConjugateEnergyModel
+        The model whose mixture bias gives ``p(y | x)``.
     component : int
-        Index of the mixture component.
+        Index of the mixture component ``y``.
 
     Raises
     ------
@@ -132,22 +141,24 @@ class ComponentEnergy(nn.Module):
         If the mixture has no component ``component``.
     """
 
-    def __init__(self, model, component):
+    def __init__(self, density, classifier, component):
         super().__init__()
         # The mixture as built, which a caller's own count of components may no longer match.
-        n_components = model.bias.means.shape[0]
+        n_components = classifier.bias.means.shape[0]
         if not 0 <= component < n_components:
             raise ValueError(
                 f"component must be an integer in [0, {n_components}), the mixture's "
                 f"components; got {component!r}."
             )
-        self.model = model
+        self.density = density
+        self.classifier = classifier
         self.component = int(component)
 
     def forward(self, x):
-        """``E(x, y = component)``, shape ``(n,)``."""
-        energies = self.model.bias.component_energy(self.model.sufficient_statistics(x))
-        return energies[:, self.component]
+        """``E(x) - log p(y = component | x)``, shape ``(n,)``."""
+        statistics = self.classifier.sufficient_statistics(x)
+        log_posterior = self.classifier.bias.log_responsibilities(statistics)
+        return self.density(x) - log_posterior[:, self.component]
 
 
 def last_level_cache_bytes():

@@ -147,8 +147,10 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         return net.initialize()
 
     def _draw(self, n_samples, n_steps, random_state, energy=None):
-        """SGLD samples of ``energy`` (the model's by default), in the caller's units."""
+        """SGLD samples of ``energy`` (the model's density by default), in the caller's units."""
         n_steps = check_count(n_steps, "n_steps", min_val=0)
+        if energy is None:
+            energy = self._density_module()
 
         def draw(n, seed):
             # The estimator's settings now, which set_params may have changed since fit.
@@ -192,7 +194,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
                 AIS_MIN_TEMPERATURES, AIS_TEMPERATURES_PER_FEATURE * self.n_features_in_
             )
         n_temperatures = check_count(n_temperatures, "n_temperatures", 1, method)
-        module = self._module().eval()
+        module = self._density_module().eval()
         device = next(module.parameters()).device
         seed = int32_seeds(self.random_state if random_state is None else random_state)
         with frozen_parameters(module):
@@ -303,7 +305,7 @@ class BaseEnergyEstimator(BaseNeuralEstimator):
         its nearest point of the box instead, so that one such held-out row does not make
         every candidate's mean ``-inf`` and the comparison void.
         """
-        energies, _ = self._inference_in_range(self._module(), X)
+        energies, _ = self._inference_in_range(self._density_module(), X)
         if hasattr(self, "log_partition_"):
             log_partition = self.log_partition_
         else:

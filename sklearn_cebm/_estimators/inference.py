@@ -32,6 +32,12 @@ class InferenceMixin:
         check_is_fitted(self, "net_")
         return self.net_.module_
 
+    def _density_module(self):
+        """The module whose energy is the model's ``E(x)``: what :meth:`score_samples`,
+        the gradient norms, ``score`` and ``sample`` use; the trained module itself unless
+        a subclass keeps its density apart."""
+        return self._module()
+
     def _inference(self, function, X):
         """Validate ``X``, scale it, and map ``function`` over it in batches.
 
@@ -94,7 +100,7 @@ class InferenceMixin:
         first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
         first call lowers them instead of escaping them.
         """
-        energies, _ = self._inference_in_range(self._module(), X)
+        energies, _ = self._inference_in_range(self._density_module(), X)
         norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
         self.lowest_training_score_ = float(np.min(-energies))
         self.highest_training_gradient_norm_ = float(np.max(norms))
@@ -150,12 +156,12 @@ class InferenceMixin:
         construction every such score lies at least one below the lowest score of the
         training data, ``lowest_training_score_``, whatever the network does there.
         """
-        energies, distance = self._inference_in_range(self._module(), X)
+        energies, distance = self._inference_in_range(self._density_module(), X)
         return score_outside_range(-energies, distance, self.lowest_training_score_)
 
     def _gradient_norm_function(self):
         """The batch function of the input-gradient norms in X's units."""
-        module = self._module()
+        module = self._density_module()
         input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
 
         def gradient_norm(batch):

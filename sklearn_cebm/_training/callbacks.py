@@ -241,12 +241,15 @@ class SamplerMonitor(Callback):
 
 def copy_training_state(net, epoch):
     """What a rollback to the end of ``epoch`` restores: copies of the module's weights,
-    the optimizer's state and the moving average of the weights, if any."""
+    the optimizer's state and the moving averages of the weights the net keeps, if any
+    (its ``weight_averages`` name them; ``weight_average_`` by default)."""
     return {
         "epoch": epoch,
         "module": copy.deepcopy(net.module_.state_dict()),
         "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
-        "weight_average": copy.deepcopy(getattr(net, "weight_average_", None)),
+        "weight_averages": {
+            name: copy.deepcopy(getattr(net, name, None)) for name in _weight_averages(net)
+        },
     }
 
 
@@ -254,9 +257,14 @@ def restore_training_state(net, state):
     """Put back what :func:`copy_training_state` copied."""
     net.module_.load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
-    if getattr(net, "weight_average_", None) is not None:
-        # The epochs undone leave the moving average too.
-        net.weight_average_ = copy.deepcopy(state["weight_average"])
+    for name, average in state["weight_averages"].items():
+        if getattr(net, name, None) is not None:
+            # The epochs undone leave the moving average too.
+            setattr(net, name, copy.deepcopy(average))
+
+
+def _weight_averages(net):
+    return getattr(net, "weight_averages", ("weight_average_",))
 
 
 class SamplerRollback(Callback):

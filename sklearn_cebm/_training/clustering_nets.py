@@ -13,6 +13,7 @@ given to ``partial_fit`` holds sample i's label in the partition (or
 ``X``.
 """
 
+import copy
 import math
 import warnings
 
@@ -20,6 +21,7 @@ import torch
 from skorch.dataset import unpack_data
 
 from .._core.losses import neighbour_consistency_loss
+from .._core.weight_average import WeightAverage
 from .callbacks import SamplerWarning, copy_training_state, restore_training_state
 from .nets import DSMNet
 from .pcd_net import PCDNet
@@ -67,6 +69,17 @@ class NeighbourClusteringMixin:
     it. Each update records how many it relocated in the history's batches as
     ``relocations``.
 
+    The density the stage leaves is kept apart: the weights of the likelihood stage's
+    updates are averaged (``DENSITY_EMA_DECAY``, as
+    :class:`~sklearn_cebm._core.weight_average.WeightAverage` averages) and, when the
+    stage begins, a frozen copy of the module with those weights becomes
+    ``density_module_``, the model of ``p(x)`` (a single Gaussian bias, as trained). The
+    clustering stage reshapes the energy for ``p(y | x)`` only, and on the digits SGLD on
+    its ``E(x, y = l)`` drew images that a classifier of the real digits gave the
+    majority class of cluster l for 5-10% of them, where ``p(x) p(y = l | x)`` with this
+    density gave 74-82% (:class:`~sklearn_cebm._core.model.ConditionalEnergy`). The
+    average leaves training's trajectory as it was.
+
     Parameters
     ----------
     likelihood_epochs : int
@@ -103,6 +116,11 @@ class NeighbourClusteringMixin:
     RELOCATION_ROWS = 4096
     # A class default, so that nets pickled before the setting existed load without it.
     clustering_likelihood = False
+    # Decay of the likelihood stage's average that becomes density_module_: CEBMEncoder's
+    # default ema_decay, whose samples a classifier of the real digits spread over all
+    # ten classes, where the last update's weights drew one digit class only.
+    DENSITY_EMA_DECAY = 0.99
+    density_module_ = None
 
     def __init__(
         self,
@@ -135,6 +153,40 @@ class NeighbourClusteringMixin:
                 return "Lower clustering_learning_rate, or set clustering_likelihood=False"
             return "Lower clustering_learning_rate"
         return super().divergence_advice
+
+    def initialize(self):
+        """Initialise the energy net, with no density kept yet."""
+        super().initialize()
+        self.density_average_ = None
+        self.density_module_ = None
+        return self
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Take a likelihood update's weights into the density's average."""
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if not training or self.in_clustering_stage():
+            return
+        if getattr(self, "density_average_", None) is None:
+            self.density_average_ = WeightAverage(self.DENSITY_EMA_DECAY)
+        self.density_average_.update(self.module_)
+
+    def _keep_density(self):
+        """Freeze the likelihood stage's averaged weights as ``density_module_``."""
+        average = getattr(self, "density_average_", None)
+        self.density_average_ = None
+        if average is None or average.weights is None:
+            return  # no likelihood update to average: the module is its own density
+        density = copy.deepcopy(self.module_)
+        # All parameters, the bias's too: the means placed since are not the density's.
+        average.copy_to(density)
+        self.set_density_module(density)
+
+    def set_density_module(self, density):
+        """Keep ``density``, a module like ``module_``, frozen, as ``density_module_``."""
+        # Past skorch's guard on module attributes, which is for the modules initialize
+        # builds and the optimizer trains: this one is neither, and device_attributes
+        # carry it across devices and pickles.
+        object.__setattr__(self, "density_module_", density.eval().requires_grad_(False))
 
     def reseed(self, seed):
         """Draw the rest of training from ``seed``, so that copies of one net then part."""
@@ -172,6 +224,7 @@ class NeighbourClusteringMixin:
             # A new objective: Adam's moment estimates of the likelihood's gradients would
             # scale its first steps by the wrong magnitudes.
             self.initialize_optimizer()
+            self._keep_density()
             self.clustering_updates_done_ = 0
             self.chosen_counts_ = None
             self.clustering_rollbacks_ = 0
@@ -374,9 +427,13 @@ class ClusteringPCDNet(NeighbourClusteringMixin, PCDNet):
     """A :class:`~sklearn_cebm._training.pcd_net.PCDNet` followed by the clustering stage."""
 
     recorded = (*PCDNet.recorded, "consistency", "partition_nll")
+    device_attributes = (*PCDNet.device_attributes, "density_average_", "density_module_")
+    weight_averages = (*PCDNet.weight_averages, "density_average_")
 
 
 class ClusteringDSMNet(NeighbourClusteringMixin, DSMNet):
     """A :class:`~sklearn_cebm._training.nets.DSMNet` followed by the clustering stage."""
 
     recorded = (*DSMNet.recorded, "consistency", "partition_nll")
+    device_attributes = (*DSMNet.device_attributes, "density_average_", "density_module_")
+    weight_averages = (*DSMNet.weight_averages, "density_average_")

@@ -318,6 +318,8 @@ class EnergyNet(SeededNet):
 
     # What weight averaging keeps on the net, on the training device.
     device_attributes = (*SeededNet.device_attributes, "weight_average_", "training_weights_")
+    # The moving averages of the weights that a rollback restores with the weights.
+    weight_averages = ("weight_average_",)
 
     def initialize(self):
         """Initialise skorch's components, with no weight average yet."""

@@ -99,7 +99,7 @@ def test_gmmcebmclusterer_one_cluster_puts_everything_in_it(X):
 
 
 @allow_empty_clusters
-def test_gmmcebmclusterer_score_samples_is_marginal_over_y_and_z(X):
+def test_gmmcebmclusterer_mixture_energy_is_marginal_over_y_and_z(X):
     # -E(x) = log sum_y int exp(-E(x, y, z)) dz - K/2 log(2 pi), on a fitted model with K=1.
     settings = {**SETTINGS, "n_components": 1, "learn_weights": True}
     clusterer = GMMCEBMClusterer(**settings, random_state=6).fit(X[:20])
@@ -117,8 +117,55 @@ def test_gmmcebmclusterer_score_samples_is_marginal_over_y_and_z(X):
                 [-bias.joint_energy(row_statistics, y, grid) for y in range(3)]
             )
             log_integrals.append(torch.logsumexp(per_component.flatten(), 0) + math.log(step))
-    expected = clusterer.score_samples(X[:20]) + 0.5 * math.log(2 * math.pi)
+    with torch.no_grad():
+        energies = module(X_unit).double().numpy()
+    expected = -energies + 0.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(torch.stack(log_integrals).numpy(), expected, atol=1e-4)
+
+
+@allow_empty_clusters  # the model without a clustering stage has one cluster
+def test_gmmcebmclusterer_density_is_the_likelihood_stages_weight_average(X):
+    # The same likelihood stage with its weights averaged (ema_decay) and no clustering
+    # stage after it: its model is the density the clusterer keeps, to the bit.
+    clusterer = GMMCEBMClusterer(**SETTINGS, random_state=3).fit(X)
+    density = clusterer.net_.density_module_
+    settings = {**SETTINGS, "clustering_updates": 0, "ema_decay": 0.99}
+    likelihood = GMMCEBMClusterer(**settings, random_state=3).fit(X).net_.module_
+    for kept, averaged in zip(density.parameters(), likelihood.parameters(), strict=True):
+        torch.testing.assert_close(kept, averaged, rtol=0, atol=0)
+        assert not kept.requires_grad
+    # Its bias is the likelihood stage's single Gaussian; the trained model's has parted.
+    assert density.bias.components_equal()
+    assert not clusterer.net_.module_.bias.components_equal()
+    X_unit = torch.as_tensor(clusterer._inference(lambda x: x, X), dtype=torch.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            clusterer.score_samples(X), -density(X_unit).numpy(), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_gmmcebmclusterer_component_samples_are_drawn_from_the_density_times_posterior(
+    fitted, X, monkeypatch
+):
+    # sample(component=l) runs SGLD on E_density(x) - log p(l | x); without a density
+    # kept apart (a model pickled before it existed) on the model's own E(x, l).
+    drawn = []
+    monkeypatch.setattr(
+        type(fitted.net_),
+        "sample",
+        lambda net, n, steps, seed, shape, energy=None, **kwargs: (
+            drawn.append(energy) or torch.zeros(n, *shape)
+        ),
+    )
+    fitted.sample(2, component=1, n_steps=1)
+    (energy,) = drawn
+    assert energy.density is fitted.net_.density_module_
+    assert energy.classifier is fitted.net_.module_ and energy.component == 1
+    fitted.sample(2, n_steps=1)
+    assert drawn[-1] is fitted.net_.density_module_
+    fitted.net_.density_module_ = None
+    fitted.sample(2, component=1, n_steps=1)
+    assert drawn[-1].density is fitted.net_.module_
 
 
 def test_gmmcebmclusterer_partial_fit_labels_the_last_batch(X):

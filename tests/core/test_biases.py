@@ -11,7 +11,7 @@ from scipy import integrate
 from sklearn_cebm._core.biases import GaussianMixtureBias, SphericalGaussianBias
 from sklearn_cebm._core.encoders import MLPEncoder, initialize_layers
 from sklearn_cebm._core.exponential_family import gaussian_log_normalizer
-from sklearn_cebm._core.model import ComponentEnergy, ConjugateEnergyModel
+from sklearn_cebm._core.model import ConditionalEnergy, ConjugateEnergyModel
 from sklearn_cebm._core.sgld import frozen_parameters
 
 
@@ -197,10 +197,11 @@ def test_gmm_mixing_weights_and_set_means():
     assert bias.means.requires_grad
 
 
-def test_gmm_component_energy_module_selects_one_component():
+def test_conditional_energy_of_the_model_itself_is_its_component_energy():
+    # E(x) - log p(l | x) = E(x, l) for the mixture's own density.
     model = _model(_random_mixture(n_components=2, n_clusters=3, seed=14).float(), seed=15)
     x = torch.randn(7, 3, generator=torch.Generator().manual_seed(16))
-    energy = ComponentEnergy(model, 2)
+    energy = ConditionalEnergy(model, model, 2)
     expected = model.bias.component_energy(model.sufficient_statistics(x))[:, 2]
     torch.testing.assert_close(energy(x), expected)
     assert set(energy.parameters()) == set(model.parameters())
@@ -208,6 +209,22 @@ def test_gmm_component_energy_module_selects_one_component():
         assert not any(p.requires_grad for p in model.parameters())
     responsibilities = model.bias_method("responsibilities")(x)
     torch.testing.assert_close(responsibilities.sum(-1), torch.ones(7))
+
+
+def test_conditional_energy_tilts_another_density_by_the_cluster_posterior():
+    # p(x | l) = p(x) p(l | x) / p(l): the density's energy less log p(l | x), whose
+    # conditionals, normalised over l at each x, give back p(l | x).
+    classifier = _model(_random_mixture(n_components=2, n_clusters=3, seed=17).float(), seed=18)
+    density = _model(SphericalGaussianBias(2).float(), seed=19)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(20))
+    energies = torch.stack([ConditionalEnergy(density, classifier, y)(x) for y in range(3)], 1)
+    log_posterior = classifier.bias_method("log_responsibilities")(x)
+    torch.testing.assert_close(energies[:, 1], density(x) - log_posterior[:, 1])
+    torch.testing.assert_close(torch.log_softmax(-energies, dim=1), log_posterior)
+    energy = ConditionalEnergy(density, classifier, 0)
+    assert set(energy.parameters()) == set(density.parameters()) | set(classifier.parameters())
+    with pytest.raises(ValueError, match=r"component must be an integer in \[0, 3\)"):
+        ConditionalEnergy(density, classifier, 3)
 
 
 def test_gmm_balance_penalty_is_weighted_balance_divergence():

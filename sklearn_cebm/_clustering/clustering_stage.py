@@ -28,8 +28,11 @@ from .neighbour_graph import nearest_neighbour_rows, shared_neighbour_affinity, 
 __all__ = ["ClusteringStageMixin"]
 
 
-# clustering_updates='auto': this many updates, or n_neighbors epochs where those are more.
+# clustering_updates='auto': this many updates, or, where those are more, this many
+# epochs of learning the spectral partition, or n_neighbors epochs of the neighbour stage
+# of the other init_params.
 _AUTO_CLUSTERING_UPDATES = 2000
+_AUTO_PARTITION_EPOCHS = 30
 # n_init='auto': k-means runs on the spectral embedding (spectral_clustering's default),
 # or runs of the clustering stage for the other init_params.
 _AUTO_SPECTRAL_N_INIT, _AUTO_RUNS = 100, 3
@@ -95,7 +98,8 @@ class ClusteringStageMixin:
         """Updates of the clustering stage on ``n_samples`` rows (``clustering_updates``)."""
         if self.clustering_updates != "auto":
             return self.clustering_updates
-        return max(_AUTO_CLUSTERING_UPDATES, self.n_neighbors * self._batches_per_epoch(n_samples))
+        epochs = _AUTO_PARTITION_EPOCHS if self.init_params == "spectral" else self.n_neighbors
+        return max(_AUTO_CLUSTERING_UPDATES, epochs * self._batches_per_epoch(n_samples))
 
     def _batches_per_epoch(self, n_samples):
         return math.ceil(n_samples / self.batch_size)
@@ -104,7 +108,12 @@ class ClusteringStageMixin:
         # Empty clusters are relocated in the first half of the stage; the second half
         # lets the split clusters settle (see GMMCEBMClusterer's Notes). Its length depends
         # on the rows.
-        self.net_.relocation_updates = self._clustering_update_count(X_unit.shape[0]) // 2
+        n_samples = X_unit.shape[0]
+        self.net_.relocation_updates = self._clustering_update_count(n_samples) // 2
+        # The step-size schedule spans the stage's whole epochs, the updates it runs.
+        batches = self._batches_per_epoch(n_samples)
+        stage_epochs = math.ceil(self._clustering_update_count(n_samples) / batches)
+        self.net_.clustering_stage_updates = stage_epochs * batches
         super()._train(X_unit, epochs)
 
     def _apply_net_settings(self):

@@ -7,11 +7,12 @@ sums and the energies' reductions of the models, the SGLD states and their small
 the parameters and the optimiser's moments.
 """
 
+import contextlib
 import platform
 
 import torch
 
-__all__ = ["compute_dtype_for", "has_native_bfloat16", "run_in_precision"]
+__all__ = ["compute_dtype_for", "float32_products", "has_native_bfloat16", "run_in_precision"]
 
 # CPU flags of instructions that compute bfloat16 products natively: AVX512-BF16 and AMX
 # on x86 (/proc/cpuinfo), the BF16 extension on Arm (Features).
@@ -96,3 +97,24 @@ def run_in_precision(network, x, compute_dtype):
     with torch.autocast(x.device.type, dtype=compute_dtype):
         output = network(x)
     return output.float()
+
+
+@contextlib.contextmanager
+def float32_products(module):
+    """Within the block, run the networks of ``module`` in float32, whatever their
+    ``compute_dtype``, and give each its own back after it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A model whose submodules may carry a ``compute_dtype``.
+    """
+    reduced = [m for m in module.modules() if getattr(m, "compute_dtype", None) is not None]
+    saved = [m.compute_dtype for m in reduced]
+    for m in reduced:
+        m.compute_dtype = None
+    try:
+        yield
+    finally:
+        for m, dtype in zip(reduced, saved, strict=True):
+            m.compute_dtype = dtype

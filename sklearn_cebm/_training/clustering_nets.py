@@ -21,6 +21,7 @@ import torch
 from skorch.dataset import unpack_data
 
 from .._core.losses import neighbour_consistency_loss
+from .._core.precision import float32_products
 from .._core.weight_average import WeightAverage
 from .callbacks import SamplerWarning, copy_training_state, restore_training_state
 from .nets import DSMNet
@@ -116,6 +117,11 @@ class NeighbourClusteringMixin:
     RELOCATION_ROWS = 4096
     # A class default, so that nets pickled before the setting existed load without it.
     clustering_likelihood = False
+    # The step size of the clustering updates rises linearly over this share of the
+    # stage's clustering_stage_updates (see the class's Notes).
+    CLUSTERING_WARMUP_SHARE = 0.1
+    CLUSTERING_LR_SCHEDULE = True
+    clustering_stage_updates = 0
     # Decay of the likelihood stage's average that becomes density_module_: CEBMEncoder's
     # default ema_decay, whose samples a classifier of the real digits spread over all
     # ten classes, where the last update's weights drew one digit class only.
@@ -300,6 +306,7 @@ class NeighbourClusteringMixin:
         """The net's own update in the likelihood stage; a clustering update after it."""
         if not self.in_clustering_stage():
             return super().train_step_single(batch, **fit_params)
+        self._schedule_clustering_lr()
         likelihood = None
         if self.clustering_likelihood:
             likelihood = self._likelihood_per_dimension_step(batch, **fit_params)
@@ -308,14 +315,36 @@ class NeighbourClusteringMixin:
         targets = torch.as_tensor(targets).cpu()
         labels, neighbours = targets[:, 0], targets[:, 1:]
         x = x.to(self.device, torch.float32)
-        # A partition is given for all samples or for none (NO_PARTITION).
-        if labels[0] != self.NO_PARTITION:
-            step = self._partition_step(x, labels)
-        else:
-            step = self._consistency_step(x, neighbours)
+        # A partition is given for all samples or for none (NO_PARTITION). In float32, as
+        # predict evaluates p(y | x).
+        with float32_products(self.module_):
+            if labels[0] != self.NO_PARTITION:
+                step = self._partition_step(x, labels)
+            else:
+                step = self._consistency_step(x, neighbours)
         if likelihood is not None:
             step["loss"] = step["loss"] + likelihood
         return step
+
+    def clustering_lr_factor(self, update, n_updates):
+        """The share of ``clustering_lr`` of update ``update`` (from 1) of ``n_updates``:
+        a linear warm-up over the first ``CLUSTERING_WARMUP_SHARE`` of them, then 1; 1
+        throughout without a schedule."""
+        if not self.CLUSTERING_LR_SCHEDULE or n_updates <= 0:
+            return 1.0
+        warmup = max(1, round(self.CLUSTERING_WARMUP_SHARE * n_updates))
+        return min(1.0, update / warmup)
+
+    def _schedule_clustering_lr(self):
+        """Count this clustering update and set the optimizer's step for it: Adam reads
+        the step after the closure that computes the gradients. Updates beyond the
+        stage's (a warm start's) warm up again."""
+        done = getattr(self, "clustering_updates_done_", 0) + 1
+        self.clustering_updates_done_ = done
+        total = self.clustering_stage_updates
+        factor = self.clustering_lr_factor((done - 1) % total + 1 if total else done, total)
+        for group in self.optimizer_.param_groups:
+            group["lr"] = self.clustering_lr * factor
 
     def _likelihood_per_dimension_step(self, batch, **fit_params):
         """The net's own update, its loss and gradients divided by the input's dimension.
@@ -388,8 +417,7 @@ class NeighbourClusteringMixin:
         after this update's gradients were computed, before the optimizer steps: the
         moved components take at most one step from their old place's gradient.
         """
-        done = getattr(self, "clustering_updates_done_", 0) + 1
-        self.clustering_updates_done_ = done
+        done = self.clustering_updates_done_  # counted by _schedule_clustering_lr
         if done > self.relocation_updates:
             return 0
         chosen = torch.bincount(

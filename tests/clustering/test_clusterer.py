@@ -235,6 +235,31 @@ def test_gmmcebmclusterer_clustering_stage_follows_the_likelihood_stage(X):
     assert all(group["lr"] == 5e-4 for group in groups)
 
 
+class _RecordClusteringSteps(Callback):
+    def initialize(self):
+        self.steps = []
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and net.in_clustering_stage():
+            self.steps.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_gmmcebmclusterer_clustering_steps_warm_up_linearly(X):
+    # 150 samples in batches of 32: 5 updates an epoch, 20 updates in 4 epochs; the step
+    # rises over the first 2 (10%), then stays at clustering_learning_rate.
+    record = _RecordClusteringSteps()
+    settings = {**SETTINGS, "clustering_updates": 20, "clustering_learning_rate": 1e-3}
+    clusterer = GMMCEBMClusterer(**settings, callbacks=[("steps", record)], random_state=3)
+    clusterer.fit(X)
+    recorded = dict(clusterer.net_.callbacks_)["steps"].steps
+    np.testing.assert_allclose(recorded, 1e-3 * np.array([0.5] + [1.0] * 19), rtol=1e-12)
+    # A warm start's second stage, beyond the stage's updates, warms up again.
+    clusterer.set_params(warm_start=True).fit(X)
+    again = dict(clusterer.net_.callbacks_)["steps"].steps[20:]
+    np.testing.assert_allclose(again[:3], [5e-4, 1e-3, 1e-3], rtol=1e-12)
+
+
 def test_nearest_neighbour_rows_leave_each_sample_out():
     X = np.array([[0.0], [0.0], [1.0], [5.0], [5.5]])  # the first two are duplicates
     rows = nearest_neighbour_rows(X, 2)
@@ -462,15 +487,32 @@ def test_gmmcebmclusterer_n_init_finds_the_neighbours_once(X, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("n_samples", "n_neighbors", "updates"),
-    [(1797, 20, 2000), (60000, 20, 9380), (60000, 10, 4690), (12800, 20, 2000), (12900, 20, 2020)],
+    ("init_params", "n_samples", "n_neighbors", "updates"),
+    [
+        # The spectral start's partition: 2,000 updates or 30 epochs, whichever are more.
+        ("spectral", 1797, 20, 2000),
+        ("spectral", 60000, 10, 14070),
+        ("spectral", 60000, 20, 14070),
+        ("spectral", 8500, 10, 2010),
+        ("spectral", 8400, 10, 2000),
+        # The neighbour stage: 2,000 updates or n_neighbors epochs.
+        ("k-means++", 1797, 20, 2000),
+        ("k-means++", 60000, 20, 9380),
+        ("k-means++", 60000, 10, 4690),
+        ("k-means++", 12800, 20, 2000),
+        ("k-means++", 12900, 20, 2020),
+    ],
 )
-def test_gmmcebmclusterer_auto_clustering_updates_are_2000_or_n_neighbors_epochs(
-    n_samples, n_neighbors, updates
+def test_gmmcebmclusterer_auto_clustering_updates_are_2000_or_whole_epochs(
+    init_params, n_samples, n_neighbors, updates
 ):
     batch_size = 128
     clusterer = GMMCEBMClusterer(
-        clustering_updates="auto", n_neighbors=n_neighbors, batch_size=batch_size, max_iter=3
+        clustering_updates="auto",
+        init_params=init_params,
+        n_neighbors=n_neighbors,
+        batch_size=batch_size,
+        max_iter=3,
     )
     assert clusterer._clustering_update_count(n_samples) == updates
     batches_per_epoch = -(-n_samples // batch_size)
@@ -815,3 +857,25 @@ QUICK_TRY_SETTINGS = dict(n_components=8, max_iter=2, sgld_steps=5, batch_size=3
 def test_gmmcebmclusterer_quick_try_settings_pass_the_checks_that_diverged(check):
     estimator = GMMCEBMClusterer(**QUICK_TRY_SETTINGS, random_state=0)
     check("GMMCEBMClusterer", estimator)
+
+
+def test_gmmcebmclusterer_clustering_stage_computes_in_float32(X, monkeypatch):
+    # The likelihood stage in bfloat16 where asked, the cross-entropy's statistics in
+    # float32, as predict evaluates p(y | x); the model keeps its precision after.
+    from sklearn_cebm._core.model import ConjugateEnergyModel
+
+    seen = []
+    original = ConjugateEnergyModel.sufficient_statistics
+
+    def spy(self, x):
+        if self.training:
+            seen.append(self.compute_dtype)
+        return original(self, x)
+
+    monkeypatch.setattr(ConjugateEnergyModel, "sufficient_statistics", spy)
+    clusterer = GMMCEBMClusterer(**SETTINGS, precision="bfloat16", random_state=0).fit(X)
+    # 2 likelihood epochs of 5 updates, each computing statistics of the data batch and
+    # of the chains' steps; then 10 clustering updates of one forward pass each.
+    assert seen[-10:] == [None] * 10
+    assert set(seen[:-10]) == {torch.bfloat16}
+    assert clusterer.precision_ == "bfloat16"

@@ -138,3 +138,18 @@ def test_models_in_eval_mode_compute_in_float32():
     assert torch.equal(model(x), exact)
     model.train()
     assert not torch.equal(model(x), exact)
+
+
+def test_float32_products_run_a_bfloat16_model_in_float32_within_the_block():
+    model = _conv_model(seed=7).train()
+    x = torch.rand(4, 144, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    exact = model(x)
+    model.compute_dtype = torch.bfloat16
+    with precision.float32_products(model):
+        assert model.compute_dtype is None
+        assert torch.equal(model(x), exact)
+    assert model.compute_dtype is torch.bfloat16
+    assert not torch.equal(model(x), exact)
+    with pytest.raises(RuntimeError, match="inside"), precision.float32_products(model):
+        raise RuntimeError("inside")
+    assert model.compute_dtype is torch.bfloat16

@@ -49,21 +49,12 @@ __all__ = ["GMMCEBMClusterer"]
         one cluster.
     clustering_updates : int or 'auto'
         Adam updates of the clustering stage, which follows the ``max_iter`` epochs of
-        likelihood training; rounded up to whole epochs. Their step rises linearly to
-        ``clustering_learning_rate`` over the first 10% of them. 'auto' makes 2,000
-        updates, or, where those are more, 30 epochs of learning the spectral partition
-        (``n_neighbors`` epochs of the other ``init_params``' neighbour stage): on small
-        data the stage costs the same whatever the size (the digits' 2,000 updates are
-        134 epochs). On 60,000 MNIST-like digits, 10 epochs left the cross-entropy
-        falling and reproduced the partition on 95.1-97.7% of the training images (test
-        NMI 0.672-0.695, seeds 0-1); 30 epochs on 96.7-99.0% (0.690-0.700), for about 60 s
-        more (20 epochs of about 3 s) (the user guide's "Across data sets and seeds"). The
-        neighbour stage of the other ``init_params`` pairs each sample, in expectation,
-        once with each of its neighbours (each update draws one per sample), and on
-        Fashion-MNIST's 60,000 images four runs from one
-        likelihood stage reached a mean test NMI of 0.581 with 2,000 updates (4.3
-        epochs), 0.586 with 10 epochs, 0.596 with 6,000 updates and 0.596 with 20 epochs
-        (``git show 1ec5862:benchmarks/results/clustering_start_certainty.md``).
+        likelihood training; rounded up to whole epochs, their step warmed up linearly
+        over the first 10%. 'auto' makes 2,000 updates or, where those are more, 30
+        epochs of learning the spectral partition (``n_neighbors`` epochs of the other
+        ``init_params``' neighbour stage): on 60,000 MNIST-like digits 10 epochs left the
+        cross-entropy falling (test NMI 0.672-0.695, seeds 0-1), 30 reached 0.690-0.700
+        (the user guide's "Across data sets and seeds").
     clustering_learning_rate : float
         Adam's step size in the clustering stage.
     clustering_likelihood : bool
@@ -303,27 +294,18 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, ClusteringStageMixin
     mean little, pass features in which they do.
 
     **The density and sampling.** The clustering stage trains ``p(y | x)`` and nothing
-    holds the marginal energy in place meanwhile: fitted on half of the digits, SGLD on
-    the trained model's ``E(x, y = l)`` drew images that a classifier fitted on the other
-    half gave the majority class of cluster l for 5-10% of them (``random_state`` 0-2),
-    the model's own :meth:`predict` gave l for 4-14%, and the marginal samples covered
-    few classes. The model's density is therefore the likelihood stage's: at the start of the
-    clustering stage a frozen copy of the model is kept, with the likelihood stage's
-    weights averaged over its last updates (decay 0.99, :class:`CEBMEncoder`'s default
-    ``ema_decay``; the last update's weights drew one digit class only), and
-    :meth:`score_samples`, :meth:`score`, :meth:`score_gradient_norm` and :meth:`sample`
-    use its energy ``E(x)``, that of the single Gaussian bias it was trained with. The
-    joint is ``p(x, y) = p(x) p(y | x)``, with ``p(y | x)`` the clustering stage's
-    :meth:`predict_proba`, and ``sample(component=l)`` draws from its conditional by SGLD
-    on ``E(x) - log p(y = l | x)``: the samples of each cluster got the cluster's
-    majority class from the same classifier for 82%, 74% and 82% of them (50 per
-    cluster), and l from :meth:`predict` for all of them
-    (``tests/test_sample_quality.py``). Unlike :meth:`GaussianMixture.sample
-    <sklearn.mixture.GaussianMixture.sample>` it returns no labels: ``p(y)`` is the mean of
-    ``p(y | x)`` under ``p(x)``, which has no closed form, so labels cannot be drawn
-    ancestrally. ``predict_proba`` on the samples gives ``p(y | x)``, and a label drawn
-    from it makes ``(x, y)`` a draw from the joint. A model whose clustering stage has
-    not begun (``partial_fit`` within the first ``max_iter`` epochs) is its own density.
+    holds the marginal energy in place meanwhile (SGLD on the trained ``E(x, y = l)`` drew
+    samples a classifier of the real digits gave cluster l's majority class for 5-10% of
+    them). So when the stage begins a frozen copy of the model, its likelihood-stage
+    weights averaged with decay 0.99, becomes ``net_.density_module_``, the model of
+    ``p(x)`` that :meth:`score_samples`, :meth:`score`, :meth:`score_gradient_norm` and
+    :meth:`sample` use. The joint is ``p(x, y) = p(x) p(y | x)`` with :meth:`predict_proba`'s
+    ``p(y | x)``, and ``sample(component=l)`` runs SGLD on ``E(x) - log p(y = l | x)``
+    (74-82% of the majority class, the user guide's "What matters"). Unlike
+    :meth:`GaussianMixture.sample <sklearn.mixture.GaussianMixture.sample>` it returns no
+    labels: ``p(y)``, the mean of ``p(y | x)`` under ``p(x)``, has no closed form; a label
+    drawn from :meth:`predict_proba` on a sample makes ``(x, y)`` a draw from the joint. A
+    model whose clustering stage has not begun is its own density.
 
     References
     ----------

@@ -109,10 +109,10 @@ def test_sample_quality_needs_features_for_a_classifier_without_hidden_layers(di
 def test_gmm_cebm_component_samples_are_classified_as_their_clusters_class(digits):
     # For each component l, the classifier's label of each of its samples should be the
     # majority class of the training digits that predict puts in l, and predict should
-    # give l. Measured (50 samples per component): 0.824, 0.738, 0.824 of the samples
+    # give l. Measured (50 samples per component): 0.846, 0.760, 0.818 of the samples
     # got the majority class for random_state 0, 1, 2 and predict gave l for all; SGLD
-    # on the clustering-trained E(x, l) gave 0.092, 0.100, 0.048 (issue 39, goal 3, asks
-    # for 0.8).
+    # on the clustering-trained E(x, l) gave 0.074, 0.048, 0.054 (issue 39, goal 3, asks
+    # for 0.8; benchmarks/results/component_samples.md).
     X_train, _, y_train, _, classifier = digits
     clusterer = GMMCEBMClusterer(n_clusters=10, random_state=0).fit(X_train)
     clusters = clusterer.predict(X_train)

@@ -295,13 +295,13 @@ class GMMCEBMClusterer(CodesTransformerMixin, ClusterMixin, ClusteringStageMixin
 
     **The density and sampling.** The clustering stage trains ``p(y | x)`` and nothing
     holds the marginal energy in place meanwhile (SGLD on the trained ``E(x, y = l)`` drew
-    samples a classifier of the real digits gave cluster l's majority class for 5-10% of
+    samples a classifier of the real digits gave cluster l's majority class for 5-7% of
     them). So when the stage begins a frozen copy of the model, its likelihood-stage
     weights averaged with decay 0.99, becomes ``net_.density_module_``, the model of
     ``p(x)`` that :meth:`score_samples`, :meth:`score`, :meth:`score_gradient_norm` and
     :meth:`sample` use. The joint is ``p(x, y) = p(x) p(y | x)`` with :meth:`predict_proba`'s
     ``p(y | x)``, and ``sample(component=l)`` runs SGLD on ``E(x) - log p(y = l | x)``
-    (74-82% of the majority class, the user guide's "What matters"). Unlike
+    (76-85% of the majority class, the user guide's "What matters"). Unlike
     :meth:`GaussianMixture.sample <sklearn.mixture.GaussianMixture.sample>` it returns no
     labels: ``p(y)``, the mean of ``p(y | x)`` under ``p(x)``, has no closed form; a label
     drawn from :meth:`predict_proba` on a sample makes ``(x, y)`` a draw from the joint. A

@@ -56,9 +56,10 @@ class NeighbourClusteringMixin:
     The step rises linearly over the first ``CLUSTERING_WARMUP_SHARE`` of the stage's
     ``clustering_stage_updates`` (Adam starts the stage with fresh moments; at a step of
     1e-3 without the warm-up, 60,000 MNIST-like digits' cross-entropy averaged 9 over the
-    stage's first epoch and 42-81 over the others), and the stage's statistics are computed in float32, as inference
-    computes them, whatever the model's ``compute_dtype``. Without a partition, each
-    update draws one of the listed neighbours of every sample of the batch and
+    stage's first epoch and 42-81 over the others), and the stage's statistics are
+    computed in float32, as inference computes them, whatever the model's
+    ``compute_dtype``. Without a partition, each update draws one of the listed
+    neighbours of every sample of the batch and
     descends ``neighbour_consistency_loss(log p(y | x), log p(y | x'))`` plus the bias's
     balance term (:meth:`GaussianMixtureBias.balance_penalty`), recorded as
     ``consistency``.

@@ -107,9 +107,9 @@ _NET_REBUILT = frozenset(
         "_device_generator",  # derived from random_generator_ on demand
     }
 )
-# Frozen copies of module_ (the clusterer's density_module_), saved as state dicts and
-# loaded into a copy of the rebuilt module_.
-_NET_MODULE_COPIES = ("density_module_",)
+# The clusterer's frozen copy of module_, saved as a state dict and loaded into a copy of
+# the rebuilt module_.
+_NET_DENSITY = "density_module_"
 # ...and the rest by value. Of those, what only further training reads.
 _TRAINING_ONLY = frozenset(
     {"optimizer_", "replay_buffer_", "weight_average_", "training_weights_", "density_average_"}
@@ -285,7 +285,7 @@ def _encode_net(net, writer, inference_only):
     for name, value in vars(net).items():
         if name in _NET_REBUILT or (inference_only and name in _TRAINING_ONLY):
             continue
-        if name in _NET_STATE_DICTS or (name in _NET_MODULE_COPIES and value is not None):
+        if name in _NET_STATE_DICTS or (name == _NET_DENSITY and value is not None):
             state_dicts[name] = writer.encode(value.state_dict(), f"net_.{name}")
             continue
         if inference_only and isinstance(value, History):
@@ -412,12 +412,12 @@ def _rebuild_net(estimator, net_state, reader, device):
     X_unit = np.zeros((1, estimator.n_features_in_), dtype=np.float32)
     module = builder._build_model(X_unit, torch.Generator().manual_seed(0))
     net = builder._build_net(module, builder._skorch_params(device, 0), 0)
-    copies = {name: net_state["state_dicts"].pop(name, None) for name in _NET_MODULE_COPIES}
+    density_state = net_state["state_dicts"].pop(_NET_DENSITY, None)
     for name, state_dict in net_state["state_dicts"].items():
         getattr(net, name).load_state_dict(reader.decode(state_dict))
-    if copies["density_module_"] is not None:
+    if density_state is not None:
         density = copy.deepcopy(net.module_)
-        density.load_state_dict(reader.decode(copies["density_module_"]))
+        density.load_state_dict(reader.decode(density_state))
         net.set_density_module(density)
     for name, value in net_state["attributes"].items():
         setattr(net, name, reader.decode(value))

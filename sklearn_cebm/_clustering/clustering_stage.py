@@ -109,11 +109,11 @@ class ClusteringStageMixin:
         # lets the split clusters settle (see GMMCEBMClusterer's Notes). Its length depends
         # on the rows.
         n_samples = X_unit.shape[0]
-        self.net_.relocation_updates = self._clustering_update_count(n_samples) // 2
+        updates = self._clustering_update_count(n_samples)
+        self.net_.relocation_updates = updates // 2
         # The step-size schedule spans the stage's whole epochs, the updates it runs.
         batches = self._batches_per_epoch(n_samples)
-        stage_epochs = math.ceil(self._clustering_update_count(n_samples) / batches)
-        self.net_.clustering_stage_updates = stage_epochs * batches
+        self.net_.clustering_stage_updates = math.ceil(updates / batches) * batches
         super()._train(X_unit, epochs)
 
     def _apply_net_settings(self):

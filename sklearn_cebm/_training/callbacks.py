@@ -242,13 +242,13 @@ class SamplerMonitor(Callback):
 def copy_training_state(net, epoch):
     """What a rollback to the end of ``epoch`` restores: copies of the module's weights,
     the optimizer's state and the moving averages of the weights the net keeps, if any
-    (its ``weight_averages`` name them; ``weight_average_`` by default)."""
+    (its ``weight_averages`` name them)."""
     return {
         "epoch": epoch,
         "module": copy.deepcopy(net.module_.state_dict()),
         "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
         "weight_averages": {
-            name: copy.deepcopy(getattr(net, name, None)) for name in _weight_averages(net)
+            name: copy.deepcopy(getattr(net, name, None)) for name in net.weight_averages
         },
     }
 
@@ -261,10 +261,6 @@ def restore_training_state(net, state):
         if getattr(net, name, None) is not None:
             # The epochs undone leave the moving average too.
             setattr(net, name, copy.deepcopy(average))
-
-
-def _weight_averages(net):
-    return getattr(net, "weight_averages", ("weight_average_",))
 
 
 class SamplerRollback(Callback):

@@ -37,6 +37,7 @@ from ._core.weight_average import WeightAverage
 from ._estimators.network import _device_available
 from ._outliers.detector import CEBMOutlierDetector
 from ._outliers.typicality import TypicalityTest
+from ._representation.bigan import BIGANEncoder
 from ._representation.encoder import CEBMEncoder
 from ._representation.igebm import IGEBMEncoder
 from ._representation.vae import VAEEncoder
@@ -53,6 +54,7 @@ _TENSORS_MEMBER = "tensors.safetensors"
 _ESTIMATORS = {
     cls.__name__: cls
     for cls in (
+        BIGANEncoder,
         CEBMEncoder,
         CEBMOutlierDetector,
         GMMCEBMClusterer,

@@ -99,6 +99,8 @@ def test_finite_cells_of_any_magnitude_give_finite_outputs_or_raise(fitted, data
         assert result.shape == (len(X), *shapes[method]), method
         if method != "predict":
             assert np.all(np.isfinite(result)), method
+    if "score_samples" not in shapes:
+        return  # the BiGAN has no density
     scores = _calls(estimator, {"score_samples": shapes["score_samples"]}, X)["score_samples"]
     if not isinstance(scores, ValueError):
         outside = np.any((X < estimator.input_min_) | (X > estimator.input_max_), axis=1)

@@ -9,6 +9,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from .input_convolution import InputGradientConv2d
 
@@ -17,6 +18,7 @@ __all__ = [
     "MLPEncoder",
     "SiLU",
     "encode_flat_batch",
+    "gaussian_code",
     "initialize_layers",
     "silu_layers",
 ]
@@ -26,6 +28,9 @@ __all__ = [
 PAPER_CONV_CHANNELS = (32, 32, 64, 64)
 PAPER_CONV_KERNELS = (3, 4, 4, 4)
 PAPER_CONV_STRIDES = (1, 2, 2, 2)
+
+# Keeps a Gaussian code's std from collapsing to a point mass.
+MIN_CODE_STD = 1e-4
 
 
 def initialize_layers(module, generator=None):
@@ -160,6 +165,36 @@ def encode_flat_batch(encoder, x, input_shape, n_outputs, meaning):
             f"({meaning}); it returned {tuple(raw.shape)}."
         )
     return raw
+
+
+def gaussian_code(encoder, x, input_shape, n_latent):
+    """Mean and std of the diagonal Gaussian ``q(z | x)`` an encoder of ``2 K`` outputs gives.
+
+    The first ``K`` outputs are the mean, the softplus of the others (above a small floor)
+    the std: the posterior of a VAE and the stochastic encoder of a BiGAN.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+    x : torch.Tensor of shape (n, prod(input_shape))
+    input_shape : tuple of int
+    n_latent : int
+        Dimension K.
+
+    Returns
+    -------
+    mean, std : torch.Tensor of shape (n, K)
+
+    Raises
+    ------
+    ValueError
+        If the encoder's output is not of shape ``(n, 2 * K)``.
+    """
+    raw = encode_flat_batch(
+        encoder, x, input_shape, 2 * n_latent, "a mean and a std per latent dimension"
+    )
+    mean, raw_std = raw.chunk(2, dim=-1)
+    return mean, functional.softplus(raw_std) + MIN_CODE_STD
 
 
 class MLPEncoder(nn.Module):

@@ -16,7 +16,7 @@ from .encoders import (
     PAPER_CONV_CHANNELS,
     PAPER_CONV_KERNELS,
     PAPER_CONV_STRIDES,
-    encode_flat_batch,
+    gaussian_code,
     initialize_layers,
     silu_layers,
 )
@@ -30,8 +30,7 @@ __all__ = [
     "gaussian_log_likelihood",
 ]
 
-# Floors that keep the posterior and the likelihood from collapsing to a point mass.
-_MIN_POSTERIOR_STD = 1e-4
+# Keeps the likelihood from collapsing to a point mass.
 _MIN_OBSERVATION_STD = 1e-3
 
 
@@ -253,15 +252,7 @@ class VariationalAutoencoder(nn.Module):
         ValueError
             If the encoder's output is not of shape ``(n, 2 * K)``.
         """
-        raw = encode_flat_batch(
-            self.encoder,
-            x,
-            self.input_shape,
-            2 * self.n_latent,
-            "a mean and a std per latent dimension",
-        )
-        mean, raw_std = raw.chunk(2, dim=-1)
-        return mean, functional.softplus(raw_std) + _MIN_POSTERIOR_STD
+        return gaussian_code(self.encoder, x, self.input_shape, self.n_latent)
 
     def decode(self, z):
         """Means of ``p(x | z)`` for codes ``(m, K)``, flat ``(m, D)``."""

@@ -3,10 +3,11 @@
 :class:`BaseNeuralEstimator` owns the parameters of the network and its training, the
 input checks, the affine scaling into the box ``[-1, 1]``, building and training the skorch
 net with ``fit`` and ``partial_fit`` (all or nothing: a failed call leaves the estimator
-as it was); batched inference and the scores of the module's energy come from
+as it was); batched inference comes from
 :class:`~sklearn_cebm._estimators.inference.InferenceMixin`. Subclasses supply the torch
-module and the net that trains it; the energy-based ones add their sampler in
-:mod:`sklearn_cebm._estimators.energy_base`.
+module and the net that trains it; those whose module is an energy add its scores
+(:class:`~sklearn_cebm._estimators.inference.DensityScoresMixin`), the energy-based ones
+their sampler in :mod:`sklearn_cebm._estimators.energy_base`.
 """
 
 import contextlib
@@ -70,9 +71,7 @@ class BaseNeuralEstimator(InferenceMixin, BaseEstimator, metaclass=ABCMeta):
 
     Subclasses supply :meth:`_build_module` (the torch model around the built encoder)
     and :meth:`_build_net` (the skorch net that trains it), and their own ``__init__``
-    listing every parameter, as scikit-learn's ``get_params`` requires. The module maps a
-    flat batch to an energy ``(n,)``, the negative log-density up to a constant (or a
-    bound on it), which :meth:`score_samples` negates.
+    listing every parameter, as scikit-learn's ``get_params`` requires.
     """
 
     _parameter_constraints: dict = {
@@ -142,6 +141,12 @@ class BaseNeuralEstimator(InferenceMixin, BaseEstimator, metaclass=ABCMeta):
     def _full_fit_epochs(self, n_samples):
         """Epochs of a call to :meth:`fit` on ``n_samples`` samples: ``max_iter``."""
         return self.max_iter
+
+    def _record_training_score_extremes(self, X):
+        """Keep what scoring new inputs needs from the training ``X``; nothing by default.
+
+        Runs after every training call, inside its rollback.
+        """
 
     def _on_fit_end(self, X):
         """Set what the subclass derives from the trained model and the training X.

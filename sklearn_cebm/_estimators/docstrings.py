@@ -185,7 +185,24 @@ def parameters_section(signature, docs):
     return "\n".join(entries)
 
 
-def fill_docstring(parameter_docs=""):
+# The common attributes only an estimator with a density has: its scores' extremes.
+_SCORE_ATTRIBUTES = ("lowest_training_score_", "highest_training_gradient_norm_")
+
+
+def _attributes_section(with_scores):
+    """The common attributes' entries, with or without those of the scores.
+
+    Their descriptions keep the indentation :func:`parse_entries` leaves them.
+    """
+    entries = parse_entries(COMMON_ATTRIBUTES)
+    return "\n".join(
+        f"{name} : {kind}\n{description}"
+        for name, (kind, description) in entries.items()
+        if with_scores or name not in _SCORE_ATTRIBUTES
+    )
+
+
+def fill_docstring(parameter_docs="", *, scores=True):
     """Class decorator: fill ``{parameters}`` and ``{common_attributes}`` in the docstring.
 
     Parameters
@@ -193,6 +210,9 @@ def fill_docstring(parameter_docs=""):
     parameter_docs : str, default=""
         Docstring entries ``name : type`` with their indented descriptions, for the
         parameters the class adds or words differently from :data:`PARAMETER_DOCS`.
+    scores : bool, default=True
+        Whether the class has the density's scores, and so their fitted attributes
+        (``lowest_training_score_``, ``highest_training_gradient_norm_``).
 
     Returns
     -------
@@ -203,7 +223,7 @@ def fill_docstring(parameter_docs=""):
     def decorate(cls):
         docs = {**PARAMETER_DOCS, **parse_entries(parameter_docs)}
         section = parameters_section(inspect.signature(cls.__init__), docs)
-        attributes = textwrap.dedent(COMMON_ATTRIBUTES).strip()
+        attributes = _attributes_section(scores)
         doc = cls.__doc__.replace("{parameters}", textwrap.indent(section, _INDENT).lstrip())
         doc = doc.replace("{common_attributes}", textwrap.indent(attributes, _INDENT).lstrip())
         cls.__doc__ = doc

@@ -23,6 +23,7 @@ from .._training.nets import DSMNet
 from .._training.pcd_net import PCDNet
 from .base import BaseNeuralEstimator
 from .checks import check_count
+from .inference import DensityScoresMixin
 from .scaling import unit_range_log_volume
 from .seeds import int32_seeds
 
@@ -39,7 +40,7 @@ AIS_TEMPERATURES_PER_FEATURE = 32
 AIS_MIN_TEMPERATURES = 500
 
 
-class BaseEnergyEstimator(BaseNeuralEstimator):
+class BaseEnergyEstimator(DensityScoresMixin, BaseNeuralEstimator):
     """Base class of the estimators whose module is an energy ``E(x)``; not for direct use.
 
     Subclasses supply :meth:`_build_module`.

@@ -1,10 +1,11 @@
 """Inference through a fitted estimator's network, and the scores of its energy.
 
 :class:`InferenceMixin` maps the module's functions over inputs in batches, in the scaled
-box the model is defined on, and gives the scores every estimator has:
-:meth:`~InferenceMixin.score_samples` and :meth:`~InferenceMixin.score_gradient_norm`,
-with the rule for inputs outside the training box
-(:mod:`sklearn_cebm._estimators.out_of_range`).
+box the model is defined on. :class:`DensityScoresMixin` gives the scores of every
+estimator whose module is an energy (the energy-based models, and the VAEs' negative
+evidence bound): :meth:`~DensityScoresMixin.score_samples` and
+:meth:`~DensityScoresMixin.score_gradient_norm`, with the rule for inputs outside the
+training box (:mod:`sklearn_cebm._estimators.out_of_range`).
 """
 
 import numpy as np
@@ -18,25 +19,19 @@ from .out_of_range import distance_outside_range, project_onto_range, score_outs
 from .scaling import from_unit_range, to_unit_range
 from .seeds import int32_seeds
 
-__all__ = ["InferenceMixin"]
+__all__ = ["DensityScoresMixin", "InferenceMixin"]
 
 
 class InferenceMixin:
-    """Batched inference and scores of :class:`~sklearn_cebm._estimators.base.BaseNeuralEstimator`.
+    """Batched inference of :class:`~sklearn_cebm._estimators.base.BaseNeuralEstimator`.
 
-    Reads what the base fits: ``net_``, the input scaling (``input_center_``,
-    ``input_scale_``, ``input_min_``, ``input_max_``) and the training scores' extremes.
+    Reads what the base fits: ``net_`` and the input scaling (``input_center_``,
+    ``input_scale_``, ``input_min_``, ``input_max_``).
     """
 
     def _module(self):
         check_is_fitted(self, "net_")
         return self.net_.module_
-
-    def _density_module(self):
-        """The module whose energy is the model's ``E(x)``: what :meth:`score_samples`,
-        the gradient norms, ``score`` and ``sample`` use; the trained module itself unless
-        a subclass keeps its density apart."""
-        return self._module()
 
     def _inference(self, function, X):
         """Validate ``X``, scale it, and map ``function`` over it in batches.
@@ -92,19 +87,6 @@ class InferenceMixin:
         outputs = tuple(output.numpy().astype(dtype) for output in outputs)
         return outputs if len(outputs) > 1 else outputs[0]
 
-    def _record_training_score_extremes(self, X):
-        """Keep the lowest score and the largest gradient norm of the training ``X``.
-
-        Out-of-range inputs are put beyond them (:meth:`score_samples`,
-        :meth:`score_gradient_norm`). Taken at the projections onto the box, which for a
-        first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
-        first call lowers them instead of escaping them.
-        """
-        energies, _ = self._inference_in_range(self._density_module(), X)
-        norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
-        self.lowest_training_score_ = float(np.min(-energies))
-        self.highest_training_gradient_norm_ = float(np.max(norms))
-
     def _sample(self, draw, n_samples, random_state):
         """Samples from ``draw(n_samples, seed)`` (in the box), in the caller's units.
 
@@ -118,6 +100,40 @@ class InferenceMixin:
         seed = int32_seeds(self.random_state if random_state is None else random_state)
         samples = draw(n_samples, seed)
         return from_unit_range(samples.numpy(), self.input_center_, self.input_scale_)
+
+    @property
+    def history_(self):
+        """skorch ``History`` of the training, one entry per epoch."""
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+
+class DensityScoresMixin:
+    """The scores of an estimator whose module is an energy ``E(x)``: ``-E`` and its gradient.
+
+    For estimators of :class:`~sklearn_cebm._estimators.base.BaseNeuralEstimator` with a
+    density (or a bound on one); it keeps, after each training, the extremes of the
+    training data's scores that the rule for out-of-range inputs needs.
+    """
+
+    def _density_module(self):
+        """The module whose energy is the model's ``E(x)``: what :meth:`score_samples`,
+        the gradient norms, ``score`` and ``sample`` use; the trained module itself unless
+        a subclass keeps its density apart."""
+        return self._module()
+
+    def _record_training_score_extremes(self, X):
+        """Keep the lowest score and the largest gradient norm of the training ``X``.
+
+        Out-of-range inputs are put beyond them (:meth:`score_samples`,
+        :meth:`score_gradient_norm`). Taken at the projections onto the box, which for a
+        first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
+        first call lowers them instead of escaping them.
+        """
+        energies, _ = self._inference_in_range(self._density_module(), X)
+        norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
+        self.lowest_training_score_ = float(np.min(-energies))
+        self.highest_training_gradient_norm_ = float(np.max(norms))
 
     def score_samples(self, X):
         """Unnormalised log-density ``log p(x) + log Z = -E(x)`` of each sample.
@@ -195,9 +211,3 @@ class InferenceMixin:
         """
         norms, distance = self._inference_in_range(self._gradient_norm_function(), X)
         return -score_outside_range(-norms, distance, -self.highest_training_gradient_norm_)
-
-    @property
-    def history_(self):
-        """skorch ``History`` of the training, one entry per epoch."""
-        check_is_fitted(self, "net_")
-        return self.net_.history

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval
 from .._core.vae import StandardNormalPrior, VariationalAutoencoder, build_decoder
 from .._estimators.base import BaseNeuralEstimator
 from .._estimators.docstrings import fill_docstring
+from .._estimators.inference import DensityScoresMixin
 from .._estimators.network import uses_conv_net
 from .._estimators.scaling import unit_range_log_volume
 from .._estimators.transformers import PosteriorTransformerMixin
@@ -27,7 +28,7 @@ __all__ = ["BaseVAE", "VAEEncoder"]
 _SCORE_DRAWS = 16
 
 
-class BaseVAE(BaseNeuralEstimator):
+class BaseVAE(DensityScoresMixin, BaseNeuralEstimator):
     """Base class of the VAEs: the encoder's posterior, a mirrored decoder; not for direct use.
 
     Subclasses supply :meth:`_build_prior`. The module is a

@@ -22,10 +22,13 @@ on machines without the dataset).
 """
 
 import argparse
+import dataclasses
 import json
+import math
 import shlex
 import sys
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -47,8 +50,10 @@ from sklearn.neural_network import BernoulliRBM
 from tqdm.auto import tqdm
 
 from sklearn_cebm import (
+    BIGANEncoder,
     CEBMEncoder,
     GMMCEBMClusterer,
+    GMMVAEClusterer,
     IGEBMEncoder,
     TrainingDivergedError,
     VAEEncoder,
@@ -59,6 +64,8 @@ from sklearn_cebm.evaluation import (
     gaussian_mixture_log_density,
     nearest_neighbour_agreement,
     ood_auroc,
+    sample_quality,
+    sample_quality_classifier,
 )
 
 OOD_SETS = ("constant", "uniform noise", "digits 28x28", "flipped F-MNIST")
@@ -87,6 +94,16 @@ PAPER_TABLE_2 = {
     "GMM-CEBM": (52, 70, 80, 85),
 }
 PAPER_TABLE_3 = {"VAE": (3.5, 9.0), "CEBM": (0.6, 0.4), "GMM-CEBM": (8.1, 3.9)}
+# The generative models, whose samples are drawn, shown and measured.
+GENERATIVE = ("CEBM", "GMM-CEBM", "IGEBM", "VAE", "GMM-VAE", "BIGAN", "RBM")
+# The first stage of the two-stage models, as a share of the epochs their budget allows
+# (measured on the model trained before them with the same networks): the GMM-CEBM's
+# likelihood stage (its clustering stage gets the rest of the budget), and the GMM-VAE's
+# warm-up (its defaults' share: 50 of 300 epochs).
+LIKELIHOOD_STAGE_SHARE = 0.8
+GMM_VAE_WARMUP_SHARE = 50 / 300
+# Components of PCA and the RBM where --n-components leaves the neural models' defaults.
+BASELINE_COMPONENTS = 128
 
 
 # ----------------------------------------------------------------- data
@@ -106,8 +123,41 @@ def ood_sets(X_test, n, rng):
 
 
 # ----------------------------------------------------------------- training under a budget
+def staged_settings(name, training, args):
+    """The first stage's epochs of a two-stage model, from the epochs per second of the
+    model trained before it on the same networks: {} where that model was not run.
+
+    The GMM-CEBM's likelihood stage is a CEBM's training with the mixture bias: it gets
+    ``LIKELIHOOD_STAGE_SHARE`` of the CEBM's epochs per budget, and the clock stops its
+    clustering stage (and the fit) at the budget. The GMM-VAE's warm-up is a VAE's
+    training: ``GMM_VAE_WARMUP_SHARE`` of the VAE's epochs.
+    """
+    before, setting, share = {
+        "GMM-CEBM": ("CEBM", "max_iter", LIKELIHOOD_STAGE_SHARE),
+        "GMM-VAE": ("VAE", "warmup_iter", GMM_VAE_WARMUP_SHARE),
+    }.get(name, (None, None, None))
+    info = training.get(before)
+    if info is None or info["epochs"] == "-":
+        return {}
+    epochs_per_budget = info["epochs"] * args.budget / info["seconds"]
+    return {setting: max(1, math.floor(share * epochs_per_budget))}
+
+
+def _defaults(cls, **settings):
+    """``settings`` without those left to ``cls``'s defaults (None) or not its own."""
+    names = cls().get_params()
+    return {name: value for name, value in settings.items() if value is not None and name in names}
+
+
 def neural_models(args):
-    """The four neural models, each with the budget callback; settings as stated."""
+    """The neural models with today's defaults, each with the budget callback.
+
+    Beside the data's shape, the seed and the CPU, only what the command sets
+    (``--n-components``, ``--batch-size``, ``--sgld-steps``, ``--learning-rate``; the
+    defaults where not given) and what a budget needs: ``max_iter`` large, the clock
+    stopping training. The GMM-CEBM's likelihood epochs and the GMM-VAE's warm-up are set
+    at run time (:func:`staged_settings`).
+    """
     common = dict(
         image_shape=IMAGE_SHAPE,
         n_components=args.n_components,
@@ -122,12 +172,16 @@ def neural_models(args):
         return [TrainingClock(args.budget, description=f"train {name}")]
 
     return {
-        "CEBM": CEBMEncoder(**ebm, callbacks=budget("CEBM")),
+        "CEBM": CEBMEncoder(**_defaults(CEBMEncoder, **ebm), callbacks=budget("CEBM")),
         "GMM-CEBM": GMMCEBMClusterer(
-            **ebm, n_clusters=10, init_params="random", callbacks=budget("GMM-CEBM")
+            **_defaults(GMMCEBMClusterer, **ebm), n_clusters=10, callbacks=budget("GMM-CEBM")
         ),
-        "IGEBM": IGEBMEncoder(**ebm, callbacks=budget("IGEBM")),
-        "VAE": VAEEncoder(**common, learning_rate=1e-3, callbacks=budget("VAE")),
+        "IGEBM": IGEBMEncoder(**_defaults(IGEBMEncoder, **ebm), callbacks=budget("IGEBM")),
+        "VAE": VAEEncoder(**_defaults(VAEEncoder, **common), callbacks=budget("VAE")),
+        "GMM-VAE": GMMVAEClusterer(
+            **_defaults(GMMVAEClusterer, **common), n_clusters=10, callbacks=budget("GMM-VAE")
+        ),
+        "BIGAN": BIGANEncoder(**_defaults(BIGANEncoder, **common), callbacks=budget("BIGAN")),
     }
 
 
@@ -156,17 +210,28 @@ class RBMDensity:
 
 
 # ----------------------------------------------------------------- evaluation
+# Why a model has no row in Table 3.
+NO_POSTERIOR = {
+    "IGEBM": "a scalar energy: no latent variable, no posterior",
+    "RBM": "binary hidden units, not a Gaussian posterior",
+    "PCA": "no posterior",
+    "pixels": "no posterior",
+}
+
+
 def posterior_kl_and_mi(name, model, X, seed):
     """Table 3 for the models with Gaussian posteriors; ``None`` for the others.
 
-    For the GMM-CEBM the posterior is a mixture; as a diagonal Gaussian we take the
-    posterior under each sample's most probable component, and the bias mixture as prior.
+    The prior is the model's: ``N(0, I)`` for the CEBM's bias, the VAE and the BiGAN; the
+    learned mixture for the GMM-CEBM and the GMM-VAE, whose posterior, a mixture, is taken
+    as the diagonal Gaussian ``transform(return_std=True)`` gives (the GMM-CEBM's under
+    each sample's most probable component; the GMM-VAE's encoder is one Gaussian).
     """
-    if name not in ("CEBM", "VAE", "GMM-CEBM"):
+    if name in NO_POSTERIOR:
         return None
     mean, std = model.transform(X, return_std=True)
     prior = None
-    if name == "GMM-CEBM":
+    if name in ("GMM-CEBM", "GMM-VAE"):
         prior = partial(
             gaussian_mixture_log_density,
             means=model.cluster_means_,
@@ -218,6 +283,75 @@ def _few_label(features_train, y_train, features_test, y_test, args, standardize
     return {**accuracies, **full}
 
 
+def draw_samples(name, model, n_samples, args):
+    """``n_samples`` samples of a generative model and the grid's title; None for others.
+
+    The EBMs' by SGLD from uniform noise (Fig. 2), the VAEs' and the BiGAN's by decoding
+    prior draws, the RBM's by Gibbs sampling from noise.
+    """
+    if name in ("CEBM", "GMM-CEBM", "IGEBM"):
+        images = model.sample(n_samples, n_steps=args.sample_steps, random_state=args.seed)
+        return images, f"{name}: {args.sample_steps} SGLD steps from noise"
+    if name in ("VAE", "GMM-VAE", "BIGAN"):
+        what = "generated" if name == "BIGAN" else "decoded"
+        return model.sample(n_samples, random_state=args.seed), f"{name}: {what} prior draws"
+    if name == "RBM":
+        rbm = model.rbm
+        v = np.random.default_rng(args.seed).uniform(size=(n_samples, 784)) < 0.5
+        v = v.astype(float)
+        for _ in range(args.sample_steps):
+            v = rbm.gibbs(v)
+        return 255.0 * v, f"RBM: {args.sample_steps} Gibbs steps from noise"
+    return None
+
+
+def quality_reference(data, args):
+    """The real images the samples are compared with, and real ones to score alike.
+
+    The test images past the first ``--n-quality``, which are scored as if generated: the
+    row that shows what the measure gives real held-out images. With too few test images
+    for both, all of them are the reference and no real row is scored.
+    """
+    X_test = data[2]
+    if len(X_test) >= 2 * args.n_quality:
+        return X_test[args.n_quality :], X_test[: args.n_quality]
+    return X_test, None
+
+
+def score_samples_quality(images, data, args):
+    """:func:`sample_quality` of ``images`` (clipped to the pixels' range), as a dict.
+
+    Every model's samples are labelled by the same classifier, fitted once
+    (``args.quality_classifier``).
+    """
+    X_train, y_train = data[0], data[1]
+    reference, _ = quality_reference(data, args)
+    subset_size = min(200, len(images), len(reference))
+    quality = sample_quality(
+        np.clip(images, 0.0, 255.0),
+        X_train,
+        y_train,
+        X_reference=reference,
+        classifier=args.quality_classifier,
+        subset_size=subset_size,
+        random_state=args.seed,
+    )
+    return {key: float(value) for key, value in dataclasses.asdict(quality).items()}
+
+
+def measure_samples(name, model, data, args):
+    """:func:`sample_quality` of ``--n-quality`` samples, and the grid of the first
+    ``--n-images``; None for a model that does not generate."""
+    drawn = draw_samples(name, model, max(args.n_quality, args.n_images), args)
+    if drawn is None:
+        return None
+    images, title = drawn
+    save_grid(images[: args.n_images], args.output / f"samples_{name.lower()}.png", title)
+    if args.n_quality == 0:
+        return None
+    return score_samples_quality(images[: args.n_quality], data, args)
+
+
 def evaluate(name, model, data, outliers, args):
     X_train, y_train, X_test, y_test = data
     features_train, features_test = model.transform(X_train), model.transform(X_test)
@@ -229,6 +363,7 @@ def evaluate(name, model, data, outliers, args):
         "nn_agreement": nearest_neighbour_agreement(features_test, y_test)[0],
         "ood": ood_table(model, X_test[: args.n_ood], outliers) if name != "pixels" else {},
         "kl_mi": posterior_kl_and_mi(name, model, X_train[: args.n_kl], args.seed),
+        "samples": measure_samples(name, model, data, args),
     }
     return result
 
@@ -328,18 +463,16 @@ def table_2(results, key):
         paper = PAPER_TABLE_2.get(name)
         paper = " / ".join(str(v) for v in paper) if paper else "not in the paper"
         lines.append(f"| {name} | {ours} | {paper} |")
-    for name in ("GMM-VAE", "BIGAN"):
-        paper = " / ".join(str(v) for v in PAPER_TABLE_2[name])
-        lines.append(f"| {name} | not run | | | | {paper} |")
     return [*lines, ""]
 
 
 def table_3(results):
     lines = ["| model | KL | MI | paper: KL | paper: MI |", "|---|---|---|---|---|"]
     for name, result in results.items():
-        if result["kl_mi"] is None:
-            continue
         paper = PAPER_TABLE_3.get(name, (None, None))
+        if result["kl_mi"] is None:
+            lines.append(f"| {name} | - | - | {NO_POSTERIOR.get(name, '')} | |")
+            continue
         lines.append(
             f"| {name} | {result['kl_mi']['kl']:.2f} | {result['kl_mi']['mi']:.2f} "
             f"| {_paper(paper[0], '{:.1f}')} | {_paper(paper[1], '{:.1f}')} |"
@@ -347,7 +480,25 @@ def table_3(results):
     return [*lines, ""]
 
 
-def write_markdown(path, results, training, args, header):
+def sample_table(results, real):
+    lines = [
+        "| model | class coverage | mean confidence | KID (std) |",
+        "|---|---|---|---|",
+    ]
+    rows = {"real test images": {"samples": real}} if real is not None else {}
+    for name, result in {**rows, **results}.items():
+        quality = result.get("samples")
+        if quality is None:
+            continue
+        lines.append(
+            f"| {name} | {quality['coverage']:.3f} | {quality['mean_confidence']:.3f} "
+            f"| {quality['kid']:.4f} ({quality['kid_std']:.4f}) |"
+        )
+    return [*lines, ""]
+
+
+def write_markdown(path, results, training, args, header, real=None):
+    components = args.n_components or BASELINE_COMPONENTS
     lines = [
         "# The CEBM paper's Fashion-MNIST tables, measured",
         "",
@@ -365,7 +516,23 @@ def write_markdown(path, results, training, args, header):
         )
     lines += [
         "",
-        "The paper trains each EBM for 90k iterations of 60 SGLD steps at batch size 128.",
+        "Each neural model trains with its estimator's defaults (beside `image_shape`, the "
+        "seed, the CPU and what the command sets) until its budget of wall-clock seconds "
+        "is spent, stopping after the batch that passes it. Two models train in two "
+        "stages, the first for a share of the epochs the budget allowed the model before "
+        "them on the same networks: the GMM-CEBM's likelihood stage "
+        f"({LIKELIHOOD_STAGE_SHARE:.0%} of the CEBM's epochs; `max_iter` in its settings), "
+        "then its clustering stage until the budget is spent; the GMM-VAE's warm-up (a "
+        f"plain VAE before its mixture is placed; {GMM_VAE_WARMUP_SHARE:.3g} of the VAE's "
+        "epochs, its defaults' share, 50 of 300; `warmup_iter`). The paper trains each "
+        "EBM for 90k iterations of 60 SGLD steps at batch size 128.",
+        "",
+        "Warnings raised in training (a sampler's or a game's diagnosis, empty clusters):",
+        "",
+        *(
+            f"- {name}: {'; '.join(info.get('warnings', [])) or 'none'}"
+            for name, info in training.items()
+        ),
         "",
         "## Table 1: OOD detection AUROC (in: Fashion-MNIST test)",
         "",
@@ -383,8 +550,9 @@ def write_markdown(path, results, training, args, header):
         f"class ({args.n_draws} draws; mean ± std) and of the first "
         f"{min(args.n_full, args.n_train)} training images for *full* (one fit), scored "
         f"on {args.n_test} test images. Features: posterior means "
-        "(CEBM, VAE; the most probable component's for the GMM-CEBM), the last hidden layer "
-        f"(IGEBM), pixels / 255, {args.n_components} PCA components, {args.n_components} RBM "
+        "(CEBM, VAE, GMM-VAE, BiGAN; the most probable component's for the GMM-CEBM), the last "
+        "hidden layer "
+        f"(IGEBM), pixels / 255, {components} PCA components, {components} RBM "
         "hidden probabilities.",
         "",
         "### As in the paper (raw features)",
@@ -396,8 +564,11 @@ def write_markdown(path, results, training, args, header):
         "## Table 3: KL(aggregate posterior || bias) and I(x; z)",
         "",
         f"Monte Carlo over batches of 1,000 of {args.n_kl} training images (Esmaeili et al., "
-        "2019). For the GMM-CEBM the posterior is taken under each image's most probable "
-        "component and the prior is the learned mixture.",
+        "2019). The prior is N(0, I) for the CEBM, the VAE and the BiGAN, the learned mixture "
+        "for the GMM-CEBM and the GMM-VAE; the GMM-CEBM's posterior is taken under each "
+        "image's most probable component. The MI is at most log of the images (here "
+        f"{math.log(args.n_kl):.2f}), which near-deterministic encoders (the BiGAN's) reach, "
+        "their KL then growing with the narrowness of their posteriors.",
         "",
         *table_3(results),
         "## Nearest-neighbour agreement (Fig. 3)",
@@ -410,11 +581,22 @@ def write_markdown(path, results, training, args, header):
         "|---|---|",
         *(f"| {name} | {result['nn_agreement']:.3f} |" for name, result in results.items()),
         "",
-        "## Samples",
+        "## Samples and their quality",
         "",
         f"{args.n_images} samples per EBM after {args.sample_steps} SGLD steps from uniform "
-        "noise (as Fig. 2); the VAE's are decoded prior draws.",
+        "noise (as Fig. 2); the VAEs' are decoded prior draws, the BiGAN's generated ones, "
+        f"the RBM's {args.sample_steps} Gibbs steps from noise.",
         "",
+        f"Quality of {args.n_quality} samples per model "
+        "(`sklearn_cebm.evaluation.sample_quality`): an MLP classifier fitted to the "
+        "training images with their labels labels the samples; *class coverage* is the "
+        "entropy of its labels' histogram over log 10 (1: every class equally), *mean "
+        "confidence* its mean largest class probability, *KID* the kernel inception "
+        "distance between its last hidden layer's features of the samples and of held-out "
+        "test images (0 for samples like them; unbiased, mean and std over 50 subsets of "
+        "200). The row *real test images* scores held-out test images the same way.",
+        "",
+        *sample_table(results, real),
         *(
             f"![{name}](samples_{name.lower()}.png)"
             for name in results
@@ -439,10 +621,14 @@ def parse_args(argv):
     parser.add_argument(
         "--n-full", type=int, default=60_000, help="training images of the 'full' column"
     )
-    parser.add_argument("--n-components", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--sgld-steps", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="for the EBMs")
+    # None: each estimator's default.
+    parser.add_argument("--n-components", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--sgld-steps", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None, help="for the EBMs")
+    parser.add_argument(
+        "--n-quality", type=int, default=500, help="samples per model for their quality"
+    )
     parser.add_argument("--sample-steps", type=int, default=500)
     parser.add_argument("--n-images", type=int, default=64, help="samples per grid")
     parser.add_argument("--rbm-iter", type=int, default=10)
@@ -464,6 +650,7 @@ def parse_args(argv):
             n_components=32,
             sample_steps=50,
             n_images=16,
+            n_quality=200,
             rbm_iter=2,
         )
         for key, value in quick.items():
@@ -481,12 +668,13 @@ def main(argv=None):
     data = load_images(args.data, args.n_train, args.n_test, rng)
     args.n_train, args.n_test = len(data[0]), len(data[2])
     outliers = ood_sets(data[2], args.n_ood, rng)
+    components = args.n_components or BASELINE_COMPONENTS
     baselines = {
         "pixels": Pixels(),
-        "PCA": PCA(n_components=args.n_components, random_state=args.seed),
+        "PCA": PCA(n_components=components, random_state=args.seed),
         "RBM": RBMDensity(
             BernoulliRBM(
-                n_components=args.n_components,
+                n_components=components,
                 learning_rate=0.05,
                 n_iter=args.rbm_iter,
                 random_state=args.seed,
@@ -497,48 +685,69 @@ def main(argv=None):
     models = {**neural_models(args), **baselines}
     if args.models:
         models = {name: model for name, model in models.items() if name in args.models}
+    _, real_images = quality_reference(data, args)
+    real = args.quality_classifier = None
+    if args.n_quality > 0:
+        args.quality_classifier = sample_quality_classifier(
+            data[0], data[1], random_state=args.seed
+        )
+        if real_images is not None:
+            real = score_samples_quality(real_images, data, args)
     results, training = {}, {}
     stages = tqdm(models.items(), desc="models", total=len(models))
     for name, model in stages:
         stages.set_postfix_str(name)
+        staged = staged_settings(name, training, args)
+        if staged:
+            model.set_params(**staged)
         start = time.perf_counter()
-        try:
-            model.fit(data[0])
-        except TrainingDivergedError as error:
-            # A diverged model is a result too: say so in the table and go on.
-            training[name] = {
-                "seconds": time.perf_counter() - start,
-                "epochs": "-",
-                "iterations": "-",
-                "settings": f"{_settings(name, model, args)}; **diverged**: {error}",
-            }
-            _write_all(args, argv, results, training)
-            continue
+        with warnings.catch_warnings(record=True) as caught:
+            # Recorded in the results: a sampler's or a game's diagnosis, empty clusters.
+            warnings.simplefilter("always")
+            try:
+                model.fit(data[0])
+                error = None
+            except TrainingDivergedError as diverged:
+                error = diverged
         seconds = time.perf_counter() - start
         info = {
             "seconds": seconds,
             "epochs": "-",
             "iterations": "-",
             "settings": _settings(name, model, args),
+            "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
         }
+        if error is not None:
+            # A diverged model is a result too: say so in the table and go on.
+            info["settings"] += f"; **diverged**: {error}"
+            training[name] = info
+            _write_all(args, argv, results, training, real)
+            continue
         if hasattr(model, "history_"):
             info.update(epochs=len(model.history_), iterations=training_iterations(model))
         elif name == "RBM":
             info.update(epochs=args.rbm_iter, iterations=args.rbm_iter * -(-args.n_train // 10))
         training[name] = info
         results[name] = evaluate(name, model, data, outliers, args)
-        _save_samples(name, model, args)
-        _write_all(args, argv, results, training)  # after every model, in case of a crash
+        _write_all(args, argv, results, training, real)  # after every model, in case of a crash
     print(f"wrote {args.output}/results.md")
     return results
 
 
-def _write_all(args, argv, results, training):
+def _write_all(args, argv, results, training, real):
     header = _header(args, argv)
-    write_markdown(args.output / "results.md", results, training, args, header)
+    write_markdown(args.output / "results.md", results, training, args, header, real)
     save_few_label_plot(results, args.output / "few_label.png")
-    arguments = {key: str(value) for key, value in vars(args).items()}
-    payload = {"header": header, "training": training, "results": results, "args": arguments}
+    arguments = {
+        key: str(value) for key, value in vars(args).items() if key != "quality_classifier"
+    }
+    payload = {
+        "header": header,
+        "training": training,
+        "results": results,
+        "real_test_images_quality": real,
+        "args": arguments,
+    }
     (args.output / "results.json").write_text(json.dumps(payload, indent=1, default=str))
 
 
@@ -546,10 +755,11 @@ def _settings(name, model, args):
     if name == "pixels":
         return "pixels / 255"
     if name == "PCA":
-        return f"{args.n_components} components"
+        return f"{args.n_components or BASELINE_COMPONENTS} components"
     if name == "RBM":
         return (
-            f"{args.n_components} hidden, lr 0.05, batch 10, {args.rbm_iter} epochs on pixels / 255"
+            f"{args.n_components or BASELINE_COMPONENTS} hidden, lr 0.05, batch 10, "
+            f"{args.rbm_iter} epochs on pixels / 255"
         )
     params = model.get_params()
     keys = [
@@ -564,29 +774,12 @@ def _settings(name, model, args):
         "data_noise",
         "n_clusters",
         "init_params",
+        "max_iter",
+        "clustering_updates",
+        "warmup_iter",
     ]
     shown = ", ".join(f"{key}={params[key]}" for key in keys if key in params)
     return f"conv net 32-32-64-64, {shown}, budget {args.budget:.0f} s"
-
-
-def _save_samples(name, model, args):
-    if name in ("CEBM", "GMM-CEBM", "IGEBM"):
-        images = model.sample(args.n_images, n_steps=args.sample_steps, random_state=args.seed)
-        title = f"{name}: {args.sample_steps} SGLD steps from noise"
-    elif name == "VAE":
-        images = model.sample(args.n_images, random_state=args.seed)
-        title = "VAE: decoded prior draws"
-    elif name == "RBM":
-        rbm = model.rbm
-        v = (np.random.default_rng(args.seed).uniform(size=(args.n_images, 784)) < 0.5).astype(
-            float
-        )
-        for _ in range(args.sample_steps):
-            v = rbm.gibbs(v)
-        images, title = 255.0 * v, f"RBM: {args.sample_steps} Gibbs steps from noise"
-    else:
-        return
-    save_grid(images, args.output / f"samples_{name.lower()}.png", title)
 
 
 def _header(args, argv):

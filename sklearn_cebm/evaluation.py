@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from ._clustering.choosing_n_clusters import clustering_stability, neighbour_modularity
-from ._evaluation import sample_quality
+from ._evaluation import sample_quality, sample_quality_classifier
 
 __all__ = [
     "aggregate_posterior_kl_and_mi",
@@ -26,6 +26,7 @@ __all__ = [
     "neighbour_modularity",
     "ood_auroc",
     "sample_quality",
+    "sample_quality_classifier",
 ]
 
 

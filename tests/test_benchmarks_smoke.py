@@ -109,21 +109,27 @@ def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     data = "fashion-mnist" if common.fashion_mnist_available() else "synthetic"
     tiny = "--budget 0.5 --n-train 200 --n-test 100 --n-ood 40 --n-kl 100 --n-draws 1 "
     tiny += "--n-full 200 --n-components 4 --sample-steps 2 --n-images 4 --rbm-iter 1 "
-    tiny += "--batch-size 16 --sgld-steps 2"
+    tiny += "--batch-size 16 --sgld-steps 2 --n-quality 40"
     argv = ["--quick", *tiny.split(), "--data", data, "--output", str(tmp_path)]
-    with warnings.catch_warnings():  # plumbing only, as below
-        warnings.simplefilter("ignore", SamplerWarning)
-        results = paper_tables.main(argv)
+    results = paper_tables.main(argv)  # the script records its models' warnings
 
-    assert set(results) == {"pixels", "PCA", "RBM", "CEBM", "GMM-CEBM", "IGEBM", "VAE"}
+    expected = {"pixels", "PCA", "RBM", "CEBM", "GMM-CEBM", "IGEBM", "VAE", "GMM-VAE", "BIGAN"}
+    assert set(results) == expected
     assert set(results["CEBM"]["ood"]) == {"log_density", "gradient_norm"}
-    assert results["VAE"]["kl_mi"] is not None and results["IGEBM"]["kl_mi"] is None
+    for name in ("CEBM", "GMM-CEBM", "VAE", "GMM-VAE", "BIGAN"):
+        assert results[name]["kl_mi"] is not None, name
+    assert results["IGEBM"]["kl_mi"] is None
+    for name in ("CEBM", "GMM-CEBM", "IGEBM", "VAE", "GMM-VAE", "BIGAN", "RBM"):
+        quality = results[name]["samples"]
+        assert 0 <= quality["coverage"] <= 1 and 0 < quality["mean_confidence"] <= 1, name
+        assert (tmp_path / f"samples_{name.lower()}.png").stat().st_size > 0
+    assert results["PCA"]["samples"] is None
     markdown = (tmp_path / "results.md").read_text()
     for heading in ("Table 1", "Table 2", "Table 3", "Nearest-neighbour", "wall-clock"):
         assert heading in markdown
+    assert "real test images" in markdown and "class coverage" in markdown
     assert "52 / 70 / 77 / 83" in markdown  # the paper's CEBM row stands beside ours
-    for name in ("cebm", "gmm-cebm", "igebm", "vae", "rbm"):
-        assert (tmp_path / f"samples_{name}.png").stat().st_size > 0
+    assert "not run" not in markdown
     assert json.loads((tmp_path / "results.json").read_text())["training"]["VAE"]["iterations"] > 0
 
 

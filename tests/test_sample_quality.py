@@ -9,7 +9,7 @@ from torchmetrics.image.kid import poly_mmd
 
 from sklearn_cebm import GMMCEBMClusterer
 from sklearn_cebm._evaluation.sample_quality import _default_classifier, last_hidden_layer
-from sklearn_cebm.evaluation import sample_quality
+from sklearn_cebm.evaluation import sample_quality, sample_quality_classifier
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,27 @@ def test_sample_quality_fits_its_own_classifier_and_is_reproducible(digits):
     first = sample_quality(X_test, X_train, y_train, subset_size=100, random_state=3)
     assert first == sample_quality(X_test, X_train, y_train, subset_size=100, random_state=3)
     assert first.coverage > 0.99 and abs(first.kid) < 0.02
+
+
+def test_a_classifier_fitted_once_scores_as_the_one_sample_quality_fits(digits):
+    X_train, X_test, y_train, _, _ = digits
+    rng = np.random.RandomState(3)
+    classifier = sample_quality_classifier(X_train, y_train, random_state=rng)
+    reused = sample_quality(
+        X_test, X_train, y_train, classifier=classifier, subset_size=100, random_state=rng
+    )
+    own = sample_quality(
+        X_test, X_train, y_train, subset_size=100, random_state=np.random.RandomState(3)
+    )
+    assert reused == own
+
+
+def test_sample_quality_classifier_rejects_bad_training_data(digits):
+    X_train, _, y_train, _, _ = digits
+    with pytest.raises(ValueError, match="NaN"):
+        sample_quality_classifier(np.full_like(X_train, np.nan), y_train)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        sample_quality_classifier(X_train, y_train[:-1])
 
 
 def test_sample_quality_kid_is_torchmetrics_unbiased_mmd_on_the_hidden_layer(digits):

@@ -91,6 +91,52 @@ def _default_classifier(random_state):
     return make_pipeline(StandardScaler(), mlp)
 
 
+def sample_quality_classifier(X_train, y_train, *, random_state=None):
+    """The classifier :func:`sample_quality` fits when given none, fitted once to reuse.
+
+    ``make_pipeline(StandardScaler(), MLPClassifier(activation='tanh'))`` (100 hidden
+    units) fitted to the labelled training data: pass it as ``classifier`` to score the
+    samples of several models in one classifier's terms, and fit it once (a minute on
+    60,000 images) rather than once per model.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+        The real training data.
+    y_train : array-like of shape (n_train,)
+        Its class labels.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fit. ``sample_quality(..., classifier=None, random_state=rng)`` draws its
+        classifier's seed from ``rng`` first, so that a RandomState given to both in turn
+        gives the same scores either way.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        The fitted classifier.
+
+    Raises
+    ------
+    ValueError
+        If an array holds NaN or infinity, or the two differ in length.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_cebm.evaluation import sample_quality_classifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> classifier = sample_quality_classifier(X, y, random_state=0)
+    >>> classifier.classes_.tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+    X_train = check_array(X_train, dtype=np.float64, input_name="X_train")
+    y_train = column_or_1d(y_train)
+    check_consistent_length(X_train, y_train)
+    rng = check_random_state(random_state)
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    return clone(_default_classifier(seed)).fit(X_train, y_train)
+
+
 def _kernel_inception_distance(sample_features, reference_features, n_subsets, subset_size, rng):
     """KID's mean and std over subsets, by torchmetrics with the features given as they are."""
     try:
@@ -239,8 +285,7 @@ def sample_quality(
     )
     rng = check_random_state(random_state)
     if classifier is None:
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        classifier = clone(_default_classifier(seed)).fit(X_train, y_train)
+        classifier = sample_quality_classifier(X_train, y_train, random_state=rng)
     features = features or (lambda X: last_hidden_layer(classifier, X))
     probabilities = classifier.predict_proba(samples)
     counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])

@@ -2,7 +2,7 @@
 
 import torch
 
-__all__ = ["energy_input_gradient_norm"]
+__all__ = ["energy_and_input_gradient_norm", "energy_input_gradient_norm"]
 
 
 def energy_input_gradient_norm(energy, x, input_scale=None):
@@ -38,12 +38,32 @@ def energy_input_gradient_norm(energy, x, input_scale=None):
     Classifier is Secretly an Energy Based Model and You Should Treat It Like One. ICLR 2020
     (arXiv:1912.03263, 2019).
     """
+    return energy_and_input_gradient_norm(energy, x, input_scale)[1]
+
+
+def energy_and_input_gradient_norm(energy, x, input_scale=None):
+    """The energies ``E(x)`` and :func:`energy_input_gradient_norm` from one pass.
+
+    The forward pass the gradient needs gives the energies too: where both are wanted
+    (the training scores' extremes), one pass instead of two.
+
+    Parameters
+    ----------
+    energy, x, input_scale
+        As for :func:`energy_input_gradient_norm`.
+
+    Returns
+    -------
+    energies, norms : torch.Tensor of shape (n,)
+        Detached, on ``x``'s device.
+    """
     with torch.inference_mode(False), torch.enable_grad():
         # A clone made outside inference mode is an ordinary tensor autograd can track.
         inputs = x.detach().clone().requires_grad_(True)
-        (gradient,) = torch.autograd.grad(energy(inputs).sum(), inputs)
+        energies = energy(inputs)
+        (gradient,) = torch.autograd.grad(energies.sum(), inputs)
     if input_scale is not None:
         gradient = gradient / torch.as_tensor(
             input_scale, dtype=gradient.dtype, device=gradient.device
         )
-    return gradient.flatten(start_dim=1).norm(dim=1).detach()
+    return energies.detach(), gradient.flatten(start_dim=1).norm(dim=1).detach()

@@ -13,7 +13,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .._core.model import inference_batch_size, map_batches
-from .._core.scores import energy_input_gradient_norm
+from .._core.scores import energy_and_input_gradient_norm
 from .checks import _check_finite_outputs, check_count
 from .out_of_range import distance_outside_range, project_onto_range, score_outside_range
 from .scaling import from_unit_range, to_unit_range
@@ -130,8 +130,10 @@ class DensityScoresMixin:
         first fit's X are the rows themselves; a ``partial_fit`` X outside the box of the
         first call lowers them instead of escaping them.
         """
-        energies, _ = self._inference_in_range(self._density_module(), X)
-        norms, _ = self._inference_in_range(self._gradient_norm_function(), X)
+        # One pass: the gradient's forward pass gives the energies too.
+        (energies, norms), _ = self._inference_in_range(
+            self._gradient_norm_function(with_energies=True), X
+        )
         self.lowest_training_score_ = float(np.min(-energies))
         self.highest_training_gradient_norm_ = float(np.max(norms))
 
@@ -175,15 +177,19 @@ class DensityScoresMixin:
         energies, distance = self._inference_in_range(self._density_module(), X)
         return score_outside_range(-energies, distance, self.lowest_training_score_)
 
-    def _gradient_norm_function(self):
-        """The batch function of the input-gradient norms in X's units."""
+    def _gradient_norm_function(self, with_energies=False):
+        """The batch function of the input-gradient norms in X's units; of the energies and
+        the norms with ``with_energies``."""
         module = self._density_module()
         input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
 
-        def gradient_norm(batch):
-            return energy_input_gradient_norm(module, batch, input_scale)
+        def energies_and_norms(batch):
+            return energy_and_input_gradient_norm(module, batch, input_scale)
 
-        return gradient_norm
+        def gradient_norm(batch):
+            return energies_and_norms(batch)[1]
+
+        return energies_and_norms if with_energies else gradient_norm
 
     def score_gradient_norm(self, X):
         """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.

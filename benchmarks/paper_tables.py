@@ -1,21 +1,31 @@
 """The CEBM paper's Fashion-MNIST evaluation (Tables 1-3, Fig. 2-3) under a wall-clock budget.
 
-Trains CEBM, GMM-CEBM, IGEBM and VAE (each for ``--budget`` seconds of training) and the
-non-neural baselines (raw pixels, PCA, scikit-learn's BernoulliRBM) on Fashion-MNIST, and
-writes to ``--output`` (default ``benchmarks/results/paper_tables``):
+Trains CEBM, GMM-CEBM, IGEBM, VAE, GMM-VAE and BiGAN with their defaults (each for
+``--budget`` seconds of training) and the non-neural baselines (raw pixels, PCA,
+scikit-learn's BernoulliRBM) on Fashion-MNIST, and writes to ``--output`` (default
+``benchmarks/results/paper_tables``):
 
 - ``results.md``: Table 1 (OOD AUROC, both scores), Table 2 (few-label accuracy, also on
   standardised features), Table 3 (aggregate-posterior KL and MI), the nearest-neighbour
-  agreement, and the wall-clock and iterations of every model, with the paper's numbers
-  beside ours, every setting, the command and the machine;
+  agreement, the quality of each generative model's samples, and the wall-clock and
+  iterations of every model, with the paper's numbers beside ours, every setting, the
+  command and the machine;
 - ``results.json``: the same numbers;
-- ``samples_<model>.png``: 500 SGLD steps from uniform noise for each EBM (Fig. 2), and
-  decoded prior draws for the VAE; ``few_label.png``.
+- ``samples_<model>.png``: 500 SGLD steps from uniform noise for each EBM (Fig. 2),
+  decoded prior draws for the VAEs, generated ones for the BiGAN; ``few_label.png``.
 
 Run from the repository root (needs the ``benchmark`` extra for matplotlib)::
 
-    nice -n 10 python benchmarks/paper_tables.py --budget 240
+    python benchmarks/paper_tables.py --budget 1200      # 20 minutes per model
     python benchmarks/paper_tables.py --quick            # a few minutes
+
+A run longer than one sitting can be split: ``--models`` trains some of the models and
+``--keep-previous`` keeps the rows of the others from ``--output``'s results.json (the
+data, budget and seed must match), each under the header of the call that trained it::
+
+    python benchmarks/paper_tables.py --budget 1200 --models CEBM GMM-CEBM IGEBM
+    python benchmarks/paper_tables.py --budget 1200 --keep-previous \
+        --models VAE GMM-VAE BIGAN pixels PCA RBM
 
 ``--data synthetic`` swaps Fashion-MNIST for a tiny synthetic stand-in (for the smoke test
 on machines without the dataset).
@@ -636,6 +646,12 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", choices=("fashion-mnist", "synthetic"), default="fashion-mnist")
     parser.add_argument("--models", nargs="*", default=None, help="subset of the model names")
+    parser.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the rows of the models this run does not train from --output's "
+        "results.json (a run split over several calls; the settings must match)",
+    )
     parser.add_argument("--quick", action="store_true", help="small subsets and a tiny budget")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/paper_tables"))
     args = parser.parse_args(argv)
@@ -658,6 +674,36 @@ def parse_args(argv):
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
     return args
+
+
+# The settings every part of a run split over several calls must share.
+SHARED_SETTINGS = ("data", "n_train", "n_test", "budget", "seed", "n_ood", "n_kl", "n_quality")
+
+
+def previous_rows(args, order):
+    """``(results, training)`` of the models in ``--output``'s results.json that this call
+    does not train, where ``--keep-previous`` asks for them; empty dicts otherwise.
+
+    Raises
+    ------
+    ValueError
+        If the previous call's shared settings (:data:`SHARED_SETTINGS`) differ.
+    """
+    path = args.output / "results.json"
+    if not (args.keep_previous and path.exists()):
+        return {}, {}
+    payload = json.loads(path.read_text())
+    previous = payload["args"]
+    differ = [
+        f"{key}={previous.get(key)} (now {getattr(args, key)})"
+        for key in SHARED_SETTINGS
+        if previous.get(key) != str(getattr(args, key))
+    ]
+    if differ:
+        raise ValueError(f"--keep-previous: {path} was measured with {', '.join(differ)}.")
+    kept = [name for name in payload["training"] if name not in order]
+    results = {name: payload["results"][name] for name in kept if name in payload["results"]}
+    return results, {name: payload["training"][name] for name in kept}
 
 
 def main(argv=None):
@@ -683,8 +729,11 @@ def main(argv=None):
     }
     # The neural models first: their rows matter most if a long run is cut short.
     models = {**neural_models(args), **baselines}
+    order = list(models)
     if args.models:
         models = {name: model for name, model in models.items() if name in args.models}
+    kept_results, kept_training = previous_rows(args, models)
+    header = _header(args, argv)
     _, real_images = quality_reference(data, args)
     real = args.quality_classifier = None
     if args.n_quality > 0:
@@ -694,10 +743,22 @@ def main(argv=None):
         if real_images is not None:
             real = score_samples_quality(real_images, data, args)
     results, training = {}, {}
+
+    def write():
+        # In the models' own order, whichever call trained them.
+        merged_training = {**kept_training, **training}
+        merged_results = {**kept_results, **results}
+        _write_all(
+            args,
+            {name: merged_results[name] for name in order if name in merged_results},
+            {name: merged_training[name] for name in order if name in merged_training},
+            real,
+        )
+
     stages = tqdm(models.items(), desc="models", total=len(models))
     for name, model in stages:
         stages.set_postfix_str(name)
-        staged = staged_settings(name, training, args)
+        staged = staged_settings(name, {**kept_training, **training}, args)
         if staged:
             model.set_params(**staged)
         start = time.perf_counter()
@@ -716,12 +777,13 @@ def main(argv=None):
             "iterations": "-",
             "settings": _settings(name, model, args),
             "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+            "header": header,
         }
         if error is not None:
             # A diverged model is a result too: say so in the table and go on.
             info["settings"] += f"; **diverged**: {error}"
             training[name] = info
-            _write_all(args, argv, results, training, real)
+            write()
             continue
         if hasattr(model, "history_"):
             info.update(epochs=len(model.history_), iterations=training_iterations(model))
@@ -729,20 +791,30 @@ def main(argv=None):
             info.update(epochs=args.rbm_iter, iterations=args.rbm_iter * -(-args.n_train // 10))
         training[name] = info
         results[name] = evaluate(name, model, data, outliers, args)
-        _write_all(args, argv, results, training, real)  # after every model, in case of a crash
+        write()  # after every model, in case of a crash
     print(f"wrote {args.output}/results.md")
     return results
 
 
-def _write_all(args, argv, results, training, real):
-    header = _header(args, argv)
+def _write_all(args, results, training, real):
+    headers = []  # each call's header once, in the models' order
+    for info in training.values():
+        if info["header"] not in headers:
+            headers.append(info["header"])
+    header = []
+    for index, lines in enumerate(headers):
+        if len(headers) > 1:
+            trained = ", ".join(n for n, info in training.items() if info["header"] == lines)
+            header.append(f"- call {index + 1} of {len(headers)}, trained {trained}:")
+            lines = ["  " + line for line in lines]
+        header += lines
     write_markdown(args.output / "results.md", results, training, args, header, real)
     save_few_label_plot(results, args.output / "few_label.png")
     arguments = {
         key: str(value) for key, value in vars(args).items() if key != "quality_classifier"
     }
     payload = {
-        "header": header,
+        "headers": headers,
         "training": training,
         "results": results,
         "real_test_images_quality": real,

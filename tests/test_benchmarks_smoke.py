@@ -130,6 +130,17 @@ def test_paper_tables_quick_mode_writes_every_table(paper_tables, tmp_path):
     assert "real test images" in markdown and "class coverage" in markdown
     assert "52 / 70 / 77 / 83" in markdown  # the paper's CEBM row stands beside ours
     assert "not run" not in markdown
+
+    # A second call retrains one model and keeps the others' rows, each under its call.
+    again = paper_tables.main([*argv, "--models", "pixels", "--keep-previous"])
+    assert set(again) == {"pixels"}
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert list(payload["training"]) == list(results)  # every model, in the same order
+    assert len(payload["headers"]) == 2
+    markdown = (tmp_path / "results.md").read_text()
+    assert "call 1 of 2" in markdown and "call 2 of 2, trained pixels" in markdown
+    with pytest.raises(ValueError, match=r"--keep-previous: .* budget=0.5 \(now 1.0\)"):
+        paper_tables.main([*argv, "--budget", "1", "--models", "pixels", "--keep-previous"])
     assert json.loads((tmp_path / "results.json").read_text())["training"]["VAE"]["iterations"] > 0
 
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import KernelDensity
 
 from sklearn_cebm import CEBMEncoder, GMMCEBMClusterer, GMMVAEClusterer, SamplerWarning
 
@@ -450,3 +452,64 @@ def test_clustering_spectral_baseline_carries_its_labels_to_new_rows():
     labels = baseline.fit_predict(X[:150])
     assert adjusted_rand_score(y[:150], labels) == 1.0
     assert adjusted_rand_score(y[150:], baseline.predict(X[150:])) == 1.0
+
+
+@pytest.fixture(scope="module")
+def likelihood_baselines():
+    return _load_script("likelihood_baselines")
+
+
+def test_likelihood_baselines_quick_mode_scores_every_method(likelihood_baselines, tmp_path):
+    output = tmp_path / "likelihood.md"
+    with warnings.catch_warnings():  # plumbing only: one epoch of tiny models
+        warnings.simplefilter("ignore", SamplerWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = likelihood_baselines.main(["--quick", "--output", str(output)])
+
+    assert list(results) == ["digits"]  # --quick never reads Fashion-MNIST
+    digits = results["digits"]
+    assert set(digits["models"]) == set(likelihood_baselines.MODELS["digits"])
+    baselines = digits["baselines"]
+    for name in ("GaussianMixture", "KernelDensity"):
+        chosen, search = baselines[name]["chosen"], baselines[name]["search"]
+        assert chosen["validation"] == max(result["validation"] for result in search), name
+        assert np.isfinite(baselines[name]["test"]), name
+    assert len(baselines["GaussianMixture"]["search"]) == 5  # 2 x 2 diagonal, 1 full
+    for name, row in digits["models"].items():
+        assert np.isfinite(row["test"]) and np.isfinite(row["test_inside"]), name
+        assert (row["standard_error"] is None) == ("VAE" in name), name
+    markdown = output.read_text()
+    assert "| uniform on the box | none |" in markdown and "| GMMVAEClusterer (ELBO" in markdown
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert (
+        saved["results"]["digits"]["test_rows_outside_the_box"]
+        == (digits["test_rows_outside_the_box"])
+    )
+
+
+def test_likelihood_baselines_uniform_box_is_the_energy_models_box(likelihood_baselines):
+    # Widths 2, 4 and a constant feature, which the models' scaling gives the width 2.
+    low, high = np.array([0.0, 1.0, 3.0]), np.array([2.0, 5.0, 3.0])
+    expected = -(np.log(2.0) + np.log(4.0) + np.log(2.0))
+    assert likelihood_baselines.uniform_box_log_density(low, high) == pytest.approx(expected)
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.uniform(low[:2], high[:2], (64, 2)), np.full(64, 3.0)]
+    X[:2, :2] = [low[:2], high[:2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        model = CEBMEncoder(**CHEAP_SETTINGS, random_state=0).fit(X)
+    # The density AIS starts from: uniform on input_center_ +- input_scale_.
+    box = -np.sum(np.log(2 * model.input_scale_))
+    assert likelihood_baselines.uniform_box_log_density(X.min(axis=0), X.max(axis=0)) == (
+        pytest.approx(box)
+    )
+
+
+def test_likelihood_baselines_kde_log_density_is_kernel_densitys(likelihood_baselines):
+    # In 2-D no kernel underflows and scikit-learn's tree-based sum is exact.
+    rng = np.random.default_rng(0)
+    reference, rows = rng.normal(size=(300, 2)), rng.normal(size=(40, 2)) * 2
+    squared = ((rows[:, None, :] - reference[None, :, :]) ** 2).sum(axis=-1)
+    ours = likelihood_baselines.kde_log_density(squared, 0.3, 2)
+    theirs = KernelDensity(bandwidth=0.3).fit(reference).score_samples(rows)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)

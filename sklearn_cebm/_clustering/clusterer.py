@@ -116,8 +116,8 @@ __all__ = ["GMMCEBMClusterer"]
         the inputs, which the MLP learns in a fraction of the conv net's time: on all
         60,000 Fashion-MNIST images a fit with the conv net took 4,478 s on one thread
         of a shared machine (``benchmarks/results/clustering_few_label.md``); with
-        ``image_shape=(1, 28, 28)`` and 'auto', thus the MLP, 361 s on two idle threads
-        for a test NMI of 0.672
+        ``image_shape=(1, 28, 28)`` and 'auto', thus the MLP, 430 s on two idle threads
+        for a test NMI of 0.670
         (``benchmarks/results/clustering.md``). The
         conv net's codes are the better features for a classifier with
         ``clustering_likelihood=True`` (the guide's clustering page), so ``'cnn'`` stays

@@ -117,7 +117,7 @@ input_center_, input_scale_ : ndarray of shape (`n_features_in_`,)
     The learned map ``(X - center) / scale`` into the sampler's box ``[-1, 1]``.
 input_min_, input_max_ : ndarray of shape (`n_features_in_`,)
     The box the training data span (one range for all pixels with ``image_shape``), on
-    which the model is defined; inputs outside it score below every training input.
+    which the model is defined.
 lowest_training_score_ : float
     Lowest :meth:`score_samples` of the latest training X; out-of-range inputs score
     at least one below it.

@@ -96,10 +96,12 @@ class BIGANEncoder(PosteriorTransformerMixin, BaseNeuralEstimator):
     Adversarial training is the least stable of the package's objectives. Each epoch is
     judged from its means: an epoch whose discriminator classified at least 99% of the
     pairs right has won the game (the others then learn little), and one whose generated
-    batches spread less than a tenth of the data's has collapsed onto a few samples. The
-    verdict is recorded in ``history_`` (``collapse``) and the first in a training call
-    issues a :class:`GameCollapseWarning`. Non-finite losses or weights raise
-    :class:`TrainingDivergedError` and leave the estimator as it was.
+    batches spread less than a tenth of the data's, after an epoch that spread them wider,
+    has collapsed onto a few samples; a training call whose generator never spread them
+    that wide says so at its end. The verdict is recorded in ``history_`` (``collapse``)
+    and the first in a training call issues a :class:`GameCollapseWarning`. Non-finite
+    losses or weights raise :class:`TrainingDivergedError` and leave the estimator as it
+    was.
 
     References
     ----------

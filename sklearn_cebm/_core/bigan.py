@@ -12,6 +12,8 @@ Here the encoder is stochastic, ``E(x) = mu(x) + s(x) * eps`` with the diagonal 
 that the model has a posterior ``q(z | x)`` whose aggregate the paper's Table 3 measures.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional
@@ -59,6 +61,7 @@ class JointDiscriminator(nn.Module):
         return self.joint(torch.cat([functional.silu(h), z], dim=1)).squeeze(-1)
 
 
+@dataclass(frozen=True)
 class AdversarialLosses:
     """One batch's losses of the BiGAN game and what they say about it.
 
@@ -77,14 +80,11 @@ class AdversarialLosses:
       diverges.
     """
 
-    def __init__(
-        self, discriminator, generator, discriminator_accuracy, sample_spread, largest_logit
-    ):
-        self.discriminator = discriminator
-        self.generator = generator
-        self.discriminator_accuracy = discriminator_accuracy
-        self.sample_spread = sample_spread
-        self.largest_logit = largest_logit
+    discriminator: torch.Tensor
+    generator: torch.Tensor
+    discriminator_accuracy: torch.Tensor
+    sample_spread: torch.Tensor
+    largest_logit: torch.Tensor
 
 
 class BidirectionalGAN(nn.Module):

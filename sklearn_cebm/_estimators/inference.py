@@ -8,12 +8,14 @@ evidence bound): :meth:`~DensityScoresMixin.score_samples` and
 training box (:mod:`sklearn_cebm._estimators.out_of_range`).
 """
 
+from functools import partial
+
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .._core.model import inference_batch_size, map_batches
-from .._core.scores import energy_and_input_gradient_norm
+from .._core.scores import energy_and_input_gradient_norm, energy_input_gradient_norm
 from .checks import _check_finite_outputs, check_count
 from .out_of_range import distance_outside_range, project_onto_range, score_outside_range
 from .scaling import from_unit_range, to_unit_range
@@ -180,16 +182,10 @@ class DensityScoresMixin:
     def _gradient_norm_function(self, with_energies=False):
         """The batch function of the input-gradient norms in X's units; of the energies and
         the norms with ``with_energies``."""
-        module = self._density_module()
+        module = self._density_module()  # first: it raises NotFittedError before a fit
+        function = energy_and_input_gradient_norm if with_energies else energy_input_gradient_norm
         input_scale = torch.as_tensor(self.input_scale_, dtype=torch.float32)
-
-        def energies_and_norms(batch):
-            return energy_and_input_gradient_norm(module, batch, input_scale)
-
-        def gradient_norm(batch):
-            return energies_and_norms(batch)[1]
-
-        return energies_and_norms if with_energies else gradient_norm
+        return partial(function, module, input_scale=input_scale)
 
     def score_gradient_norm(self, X):
         """Norm ``||d log p(x) / dx||`` of the input gradient of the log-density, per sample.
